@@ -1,0 +1,28 @@
+# The two set-up commands of the README:
+#   make demo   install into .venv, generate the default data, train, evaluate, write runs/quickstart/report.md
+#   make test   install into .venv and run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+RUN_DIR ?= runs/quickstart
+ARGS ?=
+
+.PHONY: demo test install clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m cckit demo configs/quickstart.yaml run_dir=$(RUN_DIR) $(ARGS)
+	@echo "report: $(RUN_DIR)/report.md"
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(ARGS)
+
+clean-venv:
+	rm -rf $(VENV)

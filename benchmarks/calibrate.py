@@ -1,0 +1,99 @@
+"""Calibrate the default data: for candidate styles and training settings, measure the kNN floors
+(raw pixels, random-init backbone) and, unless --floors-only, the trained kNN, side by side.
+
+    python benchmarks/calibrate.py --floors-only             # cheap: floors of every candidate style
+    python benchmarks/calibrate.py --styles B --runs sgd adamw   # train some candidates
+
+Results are appended to benchmarks/results/calibration.jsonl, one JSON line per measurement.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from cckit.config import load_config
+from cckit.data.index import load_splits
+from cckit.data.synthetic import MotionStyle, make_default_dataset
+from cckit.eval import eval_frame_sets, extract_features, frame_knn, pixel_features, random_backbone
+from cckit.job import run_main_job
+from cckit.utils import get_device
+
+STYLES = {
+    # digit large and nearly centred: pixels are already a strong baseline
+    "A": MotionStyle(digit_scale=(0.55, 0.8), max_shift=0.2, max_rotation_deg=10.0, scale_jitter=0.1,
+                     brightness_jitter=0.1, background_contrast=0.25, background_colour_strength=0.25,
+                     foreground_colour_strength=0.3, noise_std=0.01),
+    # smaller digit, more travel: pixels lose, a translation-invariant encoder should not
+    "B": MotionStyle(digit_scale=(0.4, 0.6), max_shift=0.45, max_rotation_deg=15.0, scale_jitter=0.15,
+                     brightness_jitter=0.15, background_contrast=0.1, background_colour_strength=0.3,
+                     foreground_colour_strength=0.5, noise_std=0.01),
+    # as B with flat backgrounds (no texture cue to match frames of a video by)
+    "C": MotionStyle(digit_scale=(0.4, 0.6), max_shift=0.45, max_rotation_deg=15.0, scale_jitter=0.15,
+                     brightness_jitter=0.15, background_contrast=0.0, background_colour_strength=0.3,
+                     foreground_colour_strength=0.5, noise_std=0.01),
+    # as B with stronger colour nuisance
+    "D": MotionStyle(digit_scale=(0.4, 0.6), max_shift=0.45, max_rotation_deg=15.0, scale_jitter=0.15,
+                     brightness_jitter=0.15, background_contrast=0.3, background_colour_strength=0.7,
+                     foreground_colour_strength=0.8, noise_std=0.02),
+    # the named harder variant
+    "hard": "hard",
+}
+
+RUNS = {
+    "sgd": ["train.optimizer=sgd", "train.lr=0.06"],
+    "sgd_hi": ["train.optimizer=sgd", "train.lr=0.3"],
+    "adamw": ["train.optimizer=adamw", "train.lr=0.001", "train.weight_decay=0.05"],
+}
+
+
+def floors(cfg) -> dict:
+    splits = load_splits(cfg.data)
+    memory_set, query_set = eval_frame_sets(splits, cfg)
+    device = get_device(cfg.train.device)
+    net = random_backbone(cfg)
+    out = {}
+    mem, qry = extract_features(net, memory_set, device=device), extract_features(net, query_set, device=device)
+    out.update({f"{k}_random_init": v for k, v in frame_knn(mem, qry, cfg).items()})
+    out.update({f"{k}_pixels": v for k, v in frame_knn(pixel_features(memory_set), pixel_features(query_set), cfg).items()})
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="configs/quickstart.yaml")
+    p.add_argument("--styles", nargs="+", default=list(STYLES))
+    p.add_argument("--runs", nargs="+", default=["sgd"])
+    p.add_argument("--floors-only", action="store_true")
+    p.add_argument("--data-root", default="data/calibration")
+    p.add_argument("--out", default="benchmarks/results/calibration.jsonl")
+    p.add_argument("overrides", nargs="*", help="extra key=value overrides for every run")
+    args = p.parse_args()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for style_name in args.styles:
+        root = Path(args.data_root) / style_name
+        make_default_dataset(root, style=STYLES[style_name], workers=2)
+        data = [f"data.source=manifest", f"data.root={root}"]
+        runs = [None] if args.floors_only else args.runs
+        for run in runs:
+            tic = time.perf_counter()
+            overrides = data + args.overrides + (RUNS[run] if run else [])
+            cfg = load_config(args.config, overrides + [f"run_dir=runs/calibration/{style_name}_{run}"])
+            if run is None:
+                result = floors(cfg)
+            else:
+                s = run_main_job(cfg, progress=False)
+                result = {k: v for k, v in s.items() if k.startswith("knn_top") or k in ("train_seconds",)}
+                result["final"] = {k: round(v, 4) for k, v in (s["final_train_stats"] or {}).items()
+                                   if k in ("loss", "intra_top1", "cycle_rate", "support_entropy")}
+            row = {"style": style_name, "run": run, "overrides": overrides, "seconds": round(time.perf_counter() - tic, 1),
+                   **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items()}}
+            print(json.dumps(row), flush=True)
+            with open(out, "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,281 @@
+"""Configuration: frozen dataclasses (one per concern), YAML presets and ``key=value`` overrides.
+
+A preset under ``configs/`` is a YAML mapping with the sections below; any field can be
+overridden as ``train.lr=0.03``. Every key and value is checked before anything runs and a
+mistake raises :class:`cckit.errors.ConfigError` naming the key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import ConfigError
+
+METHODS = ("moco_v2", "intra_video", "cycle_contrast", "forward_nn")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "synthetic"  # "synthetic" (generated moving digits) or "manifest" (a cckit manifest.json root)
+    root: str = "data/digits"  # dataset folder (holds manifest.json and videos/)
+    style: str = "easy"  # synthetic difficulty preset: "easy" (default) or "hard"
+    num_train: int = 1000  # synthetic: training videos
+    num_test: int = 200  # synthetic: test videos (disjoint digit instances)
+    frames_per_video: tuple[int, int] = (8, 16)  # synthetic: frames per video, drawn in [lo, hi]
+    size: int = 64  # synthetic: frame side in pixels
+    seed: int = 0  # synthetic: generator seed
+    crop_size: int = 64  # side of the augmented training crops
+    max_frame_distance: int = 0  # x_p is at most this many frames from x_q (0: anywhere in the video)
+    crop_scale: tuple[float, float] = (0.2, 1.0)  # RandomResizedCrop area range (MoCo v2: 0.2-1)
+    color_jitter: float = 0.4  # brightness/contrast/saturation jitter (hue is a quarter of it)
+    color_jitter_prob: float = 0.8  # probability of colour jitter
+    grayscale_prob: float = 0.2  # probability of grayscale
+    blur_prob: float = 0.5  # probability of Gaussian blur (sigma scaled to the crop size)
+    flip: bool = True  # random horizontal flip
+    workers: int = 2  # DataLoader worker processes (0: load in the main process)
+    cache_frames: bool = True  # decode every video once and keep the frames in memory (small data)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str = "resnet18"  # torchvision ResNet: resnet10 (BasicBlock [1,1,1,1]), resnet18, resnet34, resnet50
+    small_stem: bool = False  # 3x3 stride-1 stem without max-pool, for small frames (<= 64 px)
+    embed_dim: int = 128  # output of both heads (paper: 128)
+    shared_heads: bool = False  # use the intra head z for the cycle too (ablation)
+    momentum: float = 0.999  # EMA coefficient m of the momentum encoder
+    bn_splits: int = 8  # split-BN groups on one device, standing in for shuffle-BN (1: plain BN)
+    queue_size: int = 65536  # K, length of the intra queue Q_z
+    cycle_queue_size: int = 81920  # K_c, length of the cycle queue Q_c
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    name: str = "cycle_contrast"  # moco_v2 | intra_video | cycle_contrast | forward_nn
+    temperature: float = 0.07  # T of every InfoNCE
+    nn_temperature: float | None = None  # T_nn of the soft neighbour (None: same as temperature)
+    cycle_weight: float = 0.1  # lambda, weight of L_cycle (cycle_contrast)
+    support_size: int = 16384  # M, rows of the cycle queue drawn as the support set U
+    nn: str = "soft"  # "soft" or "hard" nearest neighbour (cycle_contrast and forward_nn)
+    exclude_own_video: bool = True  # drop support rows from the query's own video
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 0  # seeds python, numpy, torch and the data order
+    batch_size: int = 128  # videos per step (global batch)
+    epochs: int = 10  # passes over the training videos (ignored when max_steps > 0)
+    max_steps: int = 0  # stop after this many steps (0: use epochs)
+    optimizer: str = "sgd"  # "sgd" (paper) or "adamw"
+    lr: float = 0.06  # base learning rate (paper: 0.06 for batch 512, SGD)
+    momentum: float = 0.9  # SGD momentum
+    weight_decay: float = 1e-4  # weight decay
+    warmup_steps: int = 0  # linear warm-up before the cosine schedule
+    min_lr: float = 0.0  # final learning rate of the cosine schedule
+    device: str = "auto"  # "auto" (cuda -> mps -> cpu), "cpu", "cuda", "cuda:1", ...
+    amp: str = "auto"  # "auto" (bf16 on CUDA, off elsewhere), "bf16", "fp16", "off"
+    channels_last: bool = False  # NHWC memory format (faster on GPUs with tensor cores)
+    log_every: int = 10  # steps between progress-bar metric updates
+    checkpoint_every: int = 0  # steps between checkpoints (0: once per epoch)
+    keep_checkpoints: int = 2  # numbered checkpoints step_<N>.pt kept beside last.pt (0: only last.pt)
+    threads: int = 0  # torch CPU threads (0: torch default)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    frames_per_video: int = 4  # frames sampled evenly from each video for frame-level evaluation
+    knn_k: tuple[int, ...] = (20, 200)  # neighbours of the weighted kNN
+    knn_temperature: float = 0.07  # T of the kNN votes exp(sim / T)
+    batch_size: int = 256  # frames per forward pass when extracting features
+
+
+@dataclass(frozen=True)
+class Config:
+    run_dir: str = "runs/default"  # where config.yaml, metrics.jsonl and checkpoints/ go
+    resume: str = "none"  # "none", "auto" (newest checkpoint in run_dir) or a checkpoint path
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+CHOICES = {
+    "data.source": ("synthetic", "manifest"),
+    "data.style": ("easy", "hard"),
+    "model.arch": ("resnet10", "resnet18", "resnet34", "resnet50"),
+    "method.name": METHODS,
+    "method.nn": ("soft", "hard"),
+    "train.optimizer": ("sgd", "adamw"),
+    "train.amp": ("auto", "bf16", "fp16", "off"),
+}
+
+
+def _coerce(key: str, value, annotation):
+    """Check ``value`` against a field annotation; returns the value in its canonical type."""
+    hint = annotation
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(key, value, args[0])
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(key, v, args[0]) for v in value)
+        if len(value) != len(args):
+            raise ConfigError(f"{key}: expected {len(args)} values, got {list(value)!r}")
+        return tuple(_coerce(key, v, a) for v, a in zip(value, args))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported type {hint}")
+
+
+def _build(cls, values: dict, prefix: str = ""):
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        full = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(f"unknown config key '{full}' (known in this section: {', '.join(sorted(names))})")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{full}: expected a mapping of keys, got {value!r}")
+            kwargs[key] = _build(hint, value, f"{full}.")
+        else:
+            kwargs[key] = _coerce(full, value, hint)
+            if full in CHOICES and kwargs[key] not in CHOICES[full]:
+                raise ConfigError(f"{full}: must be one of {', '.join(CHOICES[full])}, got {value!r}")
+    return cls(**kwargs)
+
+
+def parse_overrides(overrides: list[str]) -> dict:
+    """Turn ``["train.lr=0.1", "run_dir=runs/x"]`` into a nested dict (values parsed as YAML)."""
+    nested: dict = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' is not of the form key=value")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{key}: cannot parse value {raw!r} ({e.__class__.__name__})") from None
+        node = nested
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{item}': '{part}' is not a section")
+        node[parts[-1]] = value
+    return nested
+
+
+def _merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a YAML preset (or the defaults when ``path`` is None), apply overrides, validate."""
+    values: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML ({e})") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+    values = _merge(values, parse_overrides(overrides or []))
+    cfg = _build(Config, values)
+    validate(cfg)
+    return cfg
+
+
+def config_from_dict(values: dict) -> Config:
+    """Rebuild a validated Config from ``to_dict`` output (e.g. the copy stored in a checkpoint)."""
+    cfg = _build(Config, values)
+    validate(cfg)
+    return cfg
+
+
+def to_dict(cfg) -> dict:
+    """Plain nested dict (tuples as lists) suitable for YAML, JSON and ``weights_only`` checkpoints."""
+    def plain(v):
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        return v
+    return plain(dataclasses.asdict(cfg))
+
+
+def replace(cfg: Config, **sections) -> Config:
+    """``replace(cfg, train={"lr": 0.1})``: a copy with some fields of some sections changed."""
+    values = _merge(to_dict(cfg), sections)
+    return config_from_dict(values)
+
+
+def validate(cfg: Config) -> None:
+    """Check values and combinations that types alone cannot; raises ConfigError naming the key."""
+    d, m, me, t = cfg.data, cfg.model, cfg.method, cfg.train
+    checks = [
+        (t.batch_size >= 1, "train.batch_size", "must be >= 1"),
+        (t.lr > 0, "train.lr", "must be > 0"),
+        (t.epochs >= 1 or t.max_steps >= 1, "train.epochs", "must be >= 1 (or set train.max_steps)"),
+        (t.max_steps >= 0, "train.max_steps", "must be >= 0"),
+        (0.0 <= m.momentum < 1.0, "model.momentum", "must be in [0, 1)"),
+        (me.temperature > 0, "method.temperature", "must be > 0"),
+        (me.nn_temperature is None or me.nn_temperature > 0, "method.nn_temperature", "must be > 0"),
+        (me.cycle_weight >= 0, "method.cycle_weight", "must be >= 0"),
+        (m.queue_size >= 1 and m.cycle_queue_size >= 1, "model.queue_size", "queues must hold >= 1 key"),
+        (m.queue_size % t.batch_size == 0, "model.queue_size",
+         f"must be a multiple of train.batch_size ({t.batch_size}), got {m.queue_size}"),
+        (m.cycle_queue_size % t.batch_size == 0, "model.cycle_queue_size",
+         f"must be a multiple of train.batch_size ({t.batch_size}), got {m.cycle_queue_size}"),
+        (1 <= me.support_size < m.cycle_queue_size, "method.support_size",
+         f"must be in [1, model.cycle_queue_size) = [1, {m.cycle_queue_size}), got {me.support_size}"),
+        (m.bn_splits >= 1 and t.batch_size % m.bn_splits == 0, "model.bn_splits",
+         f"must divide train.batch_size ({t.batch_size}), got {m.bn_splits}"),
+        (d.size % 2 == 0 and d.size >= 8, "data.size", "must be even and >= 8 (H.264 needs even sides)"),
+        (d.crop_size >= 8, "data.crop_size", "must be >= 8"),
+        (0 < d.crop_scale[0] <= d.crop_scale[1] <= 1, "data.crop_scale", "must satisfy 0 < lo <= hi <= 1"),
+        (1 <= d.frames_per_video[0] <= d.frames_per_video[1], "data.frames_per_video", "must satisfy 1 <= lo <= hi"),
+        (d.num_train >= 1 and d.num_test >= 1, "data.num_train", "need at least one train and one test video"),
+        (d.workers >= 0, "data.workers", "must be >= 0"),
+        (cfg.eval.frames_per_video >= 1, "eval.frames_per_video", "must be >= 1"),
+        (all(k >= 1 for k in cfg.eval.knn_k), "eval.knn_k", "every k must be >= 1"),
+    ]
+    for ok, key, why in checks:
+        if not ok:
+            raise ConfigError(f"{key}: {why}")

@@ -1,0 +1,157 @@
+"""CycleContrast model: ResNet backbone, intra head z, cycle head c, momentum copy, two key queues.
+
+``forward`` only encodes. The momentum (EMA) update and the enqueue are free functions that
+``train_step`` calls as explicit lines, so each piece can be run and inspected on its own.
+"""
+from __future__ import annotations
+
+import copy
+from functools import partial
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+from torchvision.models.resnet import BasicBlock, ResNet
+
+from .config import ModelConfig
+
+
+class SplitBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm whose training statistics are computed over ``num_splits`` groups of the batch.
+
+    On one device this stands in for MoCo's shuffle-BN: statistics of a small group cannot leak
+    which key belongs to which query across the whole batch. Running stats are the group mean,
+    and in eval mode it is an ordinary BatchNorm2d (same parameter names, so weights load into
+    either).
+    """
+
+    def __init__(self, num_features: int, num_splits: int = 1, **kwargs):
+        super().__init__(num_features, **kwargs)
+        self.num_splits = num_splits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        s = self.num_splits
+        if not self.training or s == 1 or n % s != 0:
+            return super().forward(x)
+        mean = self.running_mean.repeat(s)
+        var = self.running_var.repeat(s)
+        # (N, C, H, W) -> (N/S, S*C, H, W): sample a*S+b becomes channels of group b.
+        out = F.batch_norm(x.reshape(n // s, s * c, h, w), mean, var, self.weight.repeat(s),
+                           self.bias.repeat(s), True, self.momentum or 0.1, self.eps)
+        with torch.no_grad():
+            self.running_mean.copy_(mean.view(s, c).mean(0))
+            self.running_var.copy_(var.view(s, c).mean(0))
+            self.num_batches_tracked.add_(1)
+        return out.reshape(n, c, h, w)
+
+
+def build_backbone(arch: str = "resnet18", *, small_stem: bool = False, bn_splits: int = 1) -> tuple[nn.Module, int]:
+    """torchvision ResNet with ``fc`` removed; returns ``(backbone, feature_dim)``.
+
+    ``backbone(x)`` maps (N, 3, H, W) images to (N, d) pooled features (d = 512 for resnet18,
+    2048 for resnet50). ``small_stem`` swaps the 7x7/2 conv and max-pool for a 3x3/1 conv, the
+    usual choice for 32-64 px frames.
+    """
+    norm = partial(SplitBatchNorm2d, num_splits=bn_splits) if bn_splits > 1 else nn.BatchNorm2d
+    if arch == "resnet10":
+        net = ResNet(BasicBlock, [1, 1, 1, 1], norm_layer=norm)
+    elif arch in ("resnet18", "resnet34", "resnet50"):
+        net = getattr(torchvision.models, arch)(weights=None, norm_layer=norm)
+    else:
+        raise ValueError(f"model.arch: unknown architecture {arch!r}")
+    if small_stem:
+        net.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        net.maxpool = nn.Identity()
+    dim = net.fc.in_features
+    net.fc = nn.Identity()
+    return net, dim
+
+
+class MLPHead(nn.Sequential):
+    """Projection head ``d -> d -> out`` with ReLU (MoCo v2); names ``0`` and ``2`` match ``fc.0/fc.2``."""
+
+    def __init__(self, in_dim: int, out_dim: int = 128):
+        super().__init__(nn.Linear(in_dim, in_dim), nn.ReLU(inplace=True), nn.Linear(in_dim, out_dim))
+
+
+class Encoder(nn.Module):
+    """Backbone plus the intra head z and the cycle head c (c is z when heads are shared)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.backbone, self.feature_dim = build_backbone(cfg.arch, small_stem=cfg.small_stem, bn_splits=cfg.bn_splits)
+        self.head_intra = MLPHead(self.feature_dim, cfg.embed_dim)
+        self.head_cycle = None if cfg.shared_heads else MLPHead(self.feature_dim, cfg.embed_dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 3, H, W) -> (z (N, D), c (N, D)), both L2-normalised in float32."""
+        h = self.backbone(x)  # N x d
+        z = F.normalize(self.head_intra(h).float(), dim=1)
+        c = z if self.head_cycle is None else F.normalize(self.head_cycle(h).float(), dim=1)
+        return z, c
+
+
+class CycleContrastModel(nn.Module):
+    """Online encoder, its momentum copy and the queues ``Q_z`` (K) and ``Q_c`` (K_c) with video ids.
+
+    Buffers: ``queue_intra`` (K, D), ``queue_intra_ids`` (K,), ``queue_cycle`` (K_c, D),
+    ``queue_cycle_ids`` (K_c,), ``queue_ptr`` (2,) — all saved in checkpoints. Empty slots start as
+    random unit vectors with video id -1 (no video), as in MoCo.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = Encoder(cfg)
+        self.encoder_m = copy.deepcopy(self.encoder)
+        for p in self.encoder_m.parameters():
+            p.requires_grad_(False)
+        d = cfg.embed_dim
+        self.register_buffer("queue_intra", F.normalize(torch.randn(cfg.queue_size, d), dim=1))
+        self.register_buffer("queue_intra_ids", torch.full((cfg.queue_size,), -1, dtype=torch.long))
+        self.register_buffer("queue_cycle", F.normalize(torch.randn(cfg.cycle_queue_size, d), dim=1))
+        self.register_buffer("queue_cycle_ids", torch.full((cfg.cycle_queue_size,), -1, dtype=torch.long))
+        self.register_buffer("queue_ptr", torch.zeros(2, dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Online embeddings ``(z(x), c(x))``, each (N, D) L2-normalised."""
+        return self.encoder(x)
+
+    @torch.no_grad()
+    def encode_momentum(self, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Momentum embeddings ``(z_m(x), c_m(x))``; the batch is shuffled around the forward so that
+        split-BN groups differ from the query's (single-device shuffle-BN)."""
+        perm = torch.randperm(x.shape[0], generator=generator).to(x.device)
+        z, c = self.encoder_m(x[perm])
+        inv = torch.argsort(perm)
+        return z[inv], c[inv]
+
+    @torch.no_grad()
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled backbone features (N, d) of the online encoder (what evaluation uses)."""
+        return self.encoder.backbone(x)
+
+
+@torch.no_grad()
+def update_momentum(online: nn.Module, momentum: nn.Module, m: float) -> None:
+    """EMA ``θ_m <- m θ_m + (1 - m) θ`` over parameters (BN running stats stay the copy's own)."""
+    params_m = [p for p in momentum.parameters()]
+    params = [p.detach() for p in online.parameters()]
+    torch._foreach_lerp_(params_m, params, 1.0 - m)
+
+
+@torch.no_grad()
+def enqueue(queue: torch.Tensor, queue_ids: torch.Tensor, ptr: torch.Tensor, slot: int,
+            keys: torch.Tensor, video_ids: torch.Tensor) -> None:
+    """Write ``keys`` (B, D) and their ``video_ids`` (B,) over the oldest rows of a FIFO queue.
+
+    ``ptr[slot]`` is the queue's write position; the queue length must be a multiple of B
+    (checked by the config) so a write never wraps.
+    """
+    b = keys.shape[0]
+    start = int(ptr[slot])
+    queue[start:start + b] = keys.to(queue.dtype)
+    queue_ids[start:start + b] = video_ids.to(queue_ids.device)
+    ptr[slot] = (start + b) % queue.shape[0]

@@ -1,0 +1,100 @@
+"""The training objective of each method, from embeddings and queues to loss terms and diagnostics.
+
+All four methods share one trainer and differ only here:
+
+- ``moco_v2``: ``InfoNCE(z(x_q), z_m(x_k), Q_z)`` — positive is the same frame, another crop.
+- ``intra_video``: ``InfoNCE(z(x_q), z_m(x_p), Q_z)`` — positive is another frame of the video.
+- ``cycle_contrast``: intra_video ``+ λ · L_cycle`` with the cross-video cycle of DESIGN.md.
+- ``forward_nn`` (NNCLR-like): positive is the nearest neighbour in Q_z (other videos) of
+  ``z_m(x_p)``; no cycle back.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .config import MethodConfig
+from .losses import (contrastive_logits, cycle_back_loss, cycle_rank1, hard_nearest_neighbor,
+                     info_nce, soft_nearest_neighbor)
+
+
+@dataclass
+class Embeddings:
+    """Everything the objective needs for one batch (N videos, D dims)."""
+    query_intra: torch.Tensor  # (N, D) z(x_q), with grad
+    query_cycle: torch.Tensor  # (N, D) c(x_q), with grad
+    key_intra: torch.Tensor  # (N, D) z_m(x_k)
+    positive_intra: torch.Tensor | None  # (N, D) z_m(x_p) (None for moco_v2)
+    positive_cycle: torch.Tensor | None  # (N, D) c_m(x_p)
+    video_ids: torch.Tensor  # (N,)
+
+
+def draw_support(queue_size: int, support_size: int, generator: torch.Generator, device) -> torch.Tensor:
+    """Boolean (K_c,) mask of the M queue rows forming the support set U (same draw on every rank
+    when the generator is seeded identically)."""
+    index = torch.randperm(queue_size, generator=generator)[:support_size]
+    in_support = torch.zeros(queue_size, dtype=torch.bool)
+    in_support[index] = True
+    return in_support.to(device)
+
+
+def compute_objective(emb: Embeddings, queue_intra: torch.Tensor, queue_intra_ids: torch.Tensor,
+                      queue_cycle: torch.Tensor, queue_cycle_ids: torch.Tensor, cfg: MethodConfig,
+                      generator: torch.Generator) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Total loss and detached diagnostics for one batch.
+
+    Returns:
+        loss: scalar with grad.
+        stats: ``loss_intra``, ``intra_top1`` and, for the cycle, ``loss_cycle``,
+        ``cycle_rate`` (rank-1 cycle-consistency), ``support_entropy`` (mean entropy of w, nats).
+    """
+    t = cfg.temperature
+    negatives = queue_intra.detach()  # K x D
+    own_video = None
+    if cfg.name == "moco_v2":
+        positive = emb.key_intra
+    elif cfg.name in ("intra_video", "cycle_contrast"):
+        positive = emb.positive_intra
+    elif cfg.name == "forward_nn":
+        if cfg.exclude_own_video:
+            own_video = emb.video_ids[:, None] == queue_intra_ids[None, :]  # N x K
+        if cfg.nn == "hard":
+            positive, _ = hard_nearest_neighbor(emb.positive_intra, negatives, own_video)
+        else:
+            t_nn = cfg.nn_temperature or t
+            positive, _ = soft_nearest_neighbor(emb.positive_intra, negatives, t_nn, own_video)
+    else:
+        raise ValueError(f"method.name: unknown method {cfg.name!r}")
+    positive = positive.detach()
+
+    loss_intra = info_nce(emb.query_intra, positive, negatives, t)
+    with torch.no_grad():
+        logits = contrastive_logits(emb.query_intra, positive, negatives, t)  # N x (1+K)
+        stats = {"loss_intra": loss_intra.detach(), "intra_top1": (logits.argmax(1) == 0).float().mean()}
+    loss = loss_intra
+
+    if cfg.name == "cycle_contrast":
+        in_support = draw_support(queue_cycle.shape[0], cfg.support_size, generator, queue_cycle.device)
+        support = queue_cycle[in_support].detach()  # M x D
+        cycle_negatives = queue_cycle[~in_support].detach()  # (K_c - M) x D
+        mask = None
+        if cfg.exclude_own_video:
+            mask = emb.video_ids[:, None] == queue_cycle_ids[in_support][None, :]  # N x M
+        t_nn = cfg.nn_temperature or t
+        if cfg.nn == "soft":
+            loss_cycle = cycle_back_loss(emb.query_cycle, emb.positive_cycle, support, cycle_negatives,
+                                         t, t_nn, support_mask=mask)
+        else:
+            # Hard NN passes no gradient to the query; kept as an ablation of the soft cycle.
+            nn_hard, _ = hard_nearest_neighbor(emb.query_cycle, support, mask)
+            loss_cycle = info_nce(nn_hard, emb.positive_cycle, cycle_negatives, t)
+        loss = loss + cfg.cycle_weight * loss_cycle
+        with torch.no_grad():
+            nn, w = soft_nearest_neighbor(emb.query_cycle, support, t_nn, mask)
+            entropy = -(w * torch.log(w.clamp_min(1e-12))).sum(1).mean()
+            stats.update(loss_cycle=loss_cycle.detach(),
+                         cycle_rate=cycle_rank1(nn, emb.positive_cycle, cycle_negatives),
+                         support_entropy=entropy)
+    stats["loss"] = loss.detach()
+    return loss, stats

@@ -1,0 +1,202 @@
+"""The trainer: one explicit ``train_step`` and the loop around it (data, schedule, logs, checkpoints)."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .checkpoint import find_resumable, load_checkpoint, save_numbered
+from .config import Config, to_dict
+from .data.dataset import EpochBatches, TrainClips, steps_per_epoch
+from .data.index import load_splits
+from .model import CycleContrastModel, enqueue, update_momentum
+from .objective import Embeddings, compute_objective
+from .schedule import cosine_schedule
+from .utils import amp_dtype, autocast, get_device, seed_everything, step_generator
+
+log = logging.getLogger(__name__)
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (non-finite loss, unwritable run directory); the message says where."""
+
+
+def build_optimizer(model: CycleContrastModel, cfg: Config) -> torch.optim.Optimizer:
+    """SGD (paper) or AdamW over the online encoder; biases and norms get no weight decay."""
+    decay, no_decay = [], []
+    for name, p in model.encoder.named_parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.train.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.train.lr, momentum=cfg.train.momentum)
+    return torch.optim.AdamW(groups, lr=cfg.train.lr)
+
+
+def train_step(model: CycleContrastModel, optimizer: torch.optim.Optimizer, batch, cfg: Config, *,
+               step: int, lr: float, dtype: torch.dtype | None = None,
+               scaler: torch.amp.GradScaler | None = None) -> dict[str, float]:
+    """One optimisation step: encode -> losses -> backward -> optimizer -> EMA -> enqueue.
+
+    ``batch`` is ``(x_q, x_k, x_p, video_ids)`` with images (N, 3, S, S); the device is the
+    model's. Returns the loss terms and diagnostics as floats.
+    """
+    device = model.queue_intra.device
+    x_q, x_k, x_p, video_ids = (t.to(device, non_blocking=True) for t in batch)
+    if cfg.train.channels_last:
+        x_q, x_k, x_p = (x.contiguous(memory_format=torch.channels_last) for x in (x_q, x_k, x_p))
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    n = x_q.shape[0]
+    needs_other_frame = cfg.method.name != "moco_v2"
+
+    # 1. encode: online query, momentum keys (x_k) and positives (x_p) in one momentum pass
+    with autocast(device, dtype):
+        q_z, q_c = model(x_q)  # N x D each
+        keys_in = torch.cat([x_k, x_p]) if needs_other_frame else x_k
+        m_z, m_c = model.encode_momentum(keys_in, generator=step_generator(cfg.train.seed, step, salt=1))
+    k_z, k_c = m_z[:n], m_c[:n]
+    p_z, p_c = (m_z[n:], m_c[n:]) if needs_other_frame else (None, None)
+
+    # 2. losses
+    emb = Embeddings(q_z, q_c, k_z, p_z, p_c, video_ids)
+    loss, stats = compute_objective(emb, model.queue_intra, model.queue_intra_ids, model.queue_cycle,
+                                    model.queue_cycle_ids, cfg.method, step_generator(cfg.train.seed, step))
+    values = {k: float(v) for k, v in stats.items()}
+    for name, value in values.items():
+        if name.startswith("loss") and not math.isfinite(value):
+            raise TrainingError(f"step {step}: {name} is {value} (non-finite); the last checkpoint is kept")
+
+    # 3. backward + optimizer
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+
+    # 4. momentum encoder: EMA of the online encoder
+    update_momentum(model.encoder, model.encoder_m, cfg.model.momentum)
+
+    # 5. enqueue the keys of x_k (both heads) with their video ids
+    enqueue(model.queue_intra, model.queue_intra_ids, model.queue_ptr, 0, k_z, video_ids)
+    enqueue(model.queue_cycle, model.queue_cycle_ids, model.queue_ptr, 1, k_c, video_ids)
+    return values
+
+
+def _check_run_dir(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write_test"
+        probe.write_bytes(b"0" * 1024)
+        probe.unlink()
+    except OSError as e:
+        raise TrainingError(f"{run_dir}: run directory is not writable ({e.strerror or e})") from None
+
+
+def _trim_metrics(path: Path, last_step: int) -> None:
+    """Drop metric lines past the step a run resumes from, so metrics.jsonl has each step once."""
+    if not path.is_file():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= last_step:
+                keep.append(line)
+        except json.JSONDecodeError:
+            continue  # a torn last line from a kill
+    path.write_text("".join(l + "\n" for l in keep))
+
+
+def make_state(model, optimizer, cfg: Config, step: int, epoch: int) -> dict:
+    state = {"config": to_dict(cfg), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "step": step, "epoch": epoch, "torch_rng": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda_rng"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def train(cfg: Config, *, progress: bool = True) -> dict:
+    """Train ``cfg`` to the end (or resume it); returns a summary dict.
+
+    Writes ``run_dir/config.yaml``, ``run_dir/metrics.jsonl`` (one JSON line per step) and
+    ``run_dir/checkpoints/last.pt`` (atomically, every epoch or ``train.checkpoint_every`` steps).
+    """
+    t = cfg.train
+    run_dir = Path(cfg.run_dir)
+    _check_run_dir(run_dir)
+    device = get_device(t.device)
+    if t.threads > 0:
+        torch.set_num_threads(t.threads)
+    splits = load_splits(cfg.data)
+    dataset = TrainClips(splits["train"], cfg.data, seed=t.seed)
+    per_epoch = steps_per_epoch(len(dataset), t.batch_size)
+    if per_epoch == 0:
+        raise TrainingError(f"{cfg.data.root}: {len(dataset)} training videos, fewer than train.batch_size={t.batch_size}")
+    total = t.max_steps or t.epochs * per_epoch
+    lrs = cosine_schedule(t.lr, t.min_lr, total, t.warmup_steps)
+
+    seed_everything(t.seed)
+    model = CycleContrastModel(cfg.model).to(device)
+    if t.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(model, cfg)
+    dtype = amp_dtype(t.amp, device)
+    scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
+
+    step, resumed_from = 0, None
+    if cfg.resume != "none":
+        path = Path(cfg.resume) if cfg.resume != "auto" else find_resumable(run_dir)[0]
+        if path is not None:
+            state = load_checkpoint(path, map_location=device)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            step, resumed_from = int(state["step"]), str(path)
+            log.info("resumed from %s at step %d", path, step)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    metrics_path = run_dir / "metrics.jsonl"
+    _trim_metrics(metrics_path, step) if step else metrics_path.write_text("")
+    ckpt_path = run_dir / "checkpoints" / "last.pt"
+    ckpt_every = t.checkpoint_every or per_epoch
+
+    start_time, start_step, values = time.perf_counter(), step, {}
+    bar = tqdm(total=total, initial=step, disable=not progress, desc=cfg.method.name, unit="step")
+    model.train()
+    with open(metrics_path, "a") as metrics_file:
+        while step < total:
+            epoch, start_batch = divmod(step, per_epoch)
+            dataset.set_epoch(epoch)
+            sampler = EpochBatches(len(dataset), t.batch_size, t.seed, epoch, start_batch)
+            loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.workers,
+                                pin_memory=device.type == "cuda", persistent_workers=False)
+            tic = time.perf_counter()
+            for batch in loader:
+                data_wait = time.perf_counter() - tic
+                values = train_step(model, optimizer, batch, cfg, step=step, lr=float(lrs[step]), dtype=dtype, scaler=scaler)
+                step += 1
+                elapsed = time.perf_counter() - tic
+                values.update(step=step, epoch=epoch, lr=float(lrs[step - 1]), data_wait=data_wait,
+                              images_per_s=t.batch_size / max(elapsed, 1e-9))
+                metrics_file.write(json.dumps({k: (round(v, 6) if isinstance(v, float) else v) for k, v in values.items()}) + "\n")
+                bar.update(1)
+                if step % t.log_every == 0 or step == total:
+                    metrics_file.flush()
+                    bar.set_postfix({k: f"{values[k]:.3g}" for k in ("loss", "intra_top1", "cycle_rate") if k in values})
+                if step % ckpt_every == 0 or step == total:
+                    save_numbered(ckpt_path.parent, make_state(model, optimizer, cfg, step, epoch), t.keep_checkpoints)
+                if step >= total:
+                    break
+                tic = time.perf_counter()
+    bar.close()
+    seconds = time.perf_counter() - start_time
+    return {"run_dir": str(run_dir), "checkpoint": str(ckpt_path), "steps": step, "train_steps_this_run": step - start_step,
+            "train_seconds": round(seconds, 2), "device": str(device), "method": cfg.method.name,
+            "resumed_from": resumed_from, "final": values if step > start_step else None}

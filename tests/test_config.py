@@ -1,0 +1,52 @@
+"""Config loading, overrides and validation: each mistake names its key."""
+import pytest
+
+from cckit.config import Config, config_from_dict, load_config, parse_overrides, to_dict
+from cckit.errors import ConfigError
+
+
+def test_presets_load_and_round_trip():
+    for preset in ("configs/quickstart.yaml", "configs/paper_r50_r2v2.yaml"):
+        cfg = load_config(preset)
+        assert config_from_dict(to_dict(cfg)) == cfg
+    paper = load_config("configs/paper_r50_r2v2.yaml")
+    assert (paper.model.arch, paper.train.batch_size, paper.train.lr, paper.train.epochs) == ("resnet50", 512, 0.06, 200)
+    assert (paper.model.queue_size, paper.model.cycle_queue_size, paper.method.support_size) == (65536, 81920, 16384)
+    assert (paper.method.temperature, paper.method.cycle_weight, paper.model.momentum) == (0.07, 0.1, 0.999)
+
+
+def test_overrides_are_parsed_as_yaml_values():
+    cfg = load_config(None, ["train.lr=0.5", "train.max_steps=7", "data.crop_scale=[0.3, 0.9]",
+                             "method.nn_temperature=null", "run_dir=runs/x", "data.flip=false"])
+    assert cfg.train.lr == 0.5 and cfg.train.max_steps == 7 and cfg.data.crop_scale == (0.3, 0.9)
+    assert cfg.method.nn_temperature is None and cfg.run_dir == "runs/x" and cfg.data.flip is False
+    assert parse_overrides(["a.b.c=1"]) == {"a": {"b": {"c": 1}}}
+    assert load_config(None) == Config()
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["train.lrr=0.1"], "unknown config key 'train.lrr'"),
+    (["bogus=1"], "unknown config key 'bogus'"),
+    (["train.lr=fast"], "train.lr: expected a number"),
+    (["train.batch_size=1.5"], "train.batch_size: expected an integer"),
+    (["data.flip=maybe"], "data.flip: expected true or false"),
+    (["method.name=simclr"], "method.name: must be one of"),
+    (["method.support_size=90000"], "method.support_size"),
+    (["model.queue_size=1000"], "model.queue_size: must be a multiple of train.batch_size"),
+    (["train.lr=-1"], "train.lr: must be > 0"),
+    (["data.size=33"], "data.size"),
+    (["train=3"], "train: expected a mapping"),
+    (["novalue"], "not of the form key=value"),
+])
+def test_bad_config_names_the_key(overrides, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        load_config(None, overrides)
+
+
+def test_missing_and_invalid_files(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+        load_config(bad)

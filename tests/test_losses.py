@@ -1,0 +1,126 @@
+"""Losses against a plain float64 re-implementation, closed forms, and gradient routing."""
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cckit.losses import cycle_back_loss, cycle_rank1, hard_nearest_neighbor, info_nce, soft_nearest_neighbor
+
+
+def unit(*shape, seed=0, requires_grad=False):
+    g = torch.Generator().manual_seed(seed)
+    x = F.normalize(torch.randn(*shape, generator=g, dtype=torch.float64), dim=-1)
+    return x.requires_grad_(requires_grad)
+
+
+def ref_info_nce(q, p, neg, t):
+    """Loop-and-numpy InfoNCE: -log exp(q.p/t) / (exp(q.p/t) + sum_k exp(q.n_k/t))."""
+    q, p, neg = (np.asarray(a.detach(), dtype=np.float64) for a in (q, p, neg))
+    total = 0.0
+    for i in range(len(q)):
+        logits = np.concatenate([[q[i] @ p[i]], neg @ q[i]]) / t
+        m = logits.max()
+        total += -(logits[0] - m - np.log(np.exp(logits - m).sum()))
+    return total / len(q)
+
+
+def ref_cycle(q, p, support, neg, t, t_nn, mask=None):
+    q, p, support, neg = (np.asarray(a.detach(), dtype=np.float64) for a in (q, p, support, neg))
+    nns = []
+    for i in range(len(q)):
+        s = support @ q[i] / t_nn
+        if mask is not None:
+            s = np.where(np.asarray(mask[i]), -np.inf, s)
+        w = np.exp(s - s.max())
+        w /= w.sum()
+        n = w @ support
+        nns.append(n / np.linalg.norm(n))
+    return ref_info_nce(torch.tensor(np.array(nns)), torch.tensor(p), torch.tensor(neg), t)
+
+
+def test_info_nce_matches_reference():
+    q, p, neg = unit(6, 16, seed=1), unit(6, 16, seed=2), unit(50, 16, seed=3)
+    got = info_nce(q, p, neg, 0.07)
+    assert got.item() == pytest.approx(ref_info_nce(q, p, neg, 0.07), rel=1e-9)
+
+
+def test_info_nce_closed_form_identical_similarities():
+    # every query sees the same vector as positive and as each of the K negatives: loss = log(K + 1)
+    v = unit(1, 8)
+    q, p, neg = v.repeat(4, 1), v.repeat(4, 1), v.repeat(99, 1)
+    assert info_nce(q, p, neg, 0.2).item() == pytest.approx(math.log(100), rel=1e-6)
+
+
+def test_info_nce_gradient_matches_autograd_of_reference_formula():
+    q = unit(5, 8, seed=4, requires_grad=True)
+    p, neg = unit(5, 8, seed=5), unit(20, 8, seed=6)
+    info_nce(q, p, neg, 0.1).backward()
+    q2 = q.detach().clone().requires_grad_(True)
+    logits = torch.cat([(q2 * p).sum(1, keepdim=True), q2 @ neg.t()], 1) / 0.1
+    (-(logits[:, 0] - torch.logsumexp(logits, 1)).mean()).backward()
+    torch.testing.assert_close(q.grad, q2.grad, rtol=1e-6, atol=1e-9)
+
+
+def test_soft_nearest_neighbor_matches_reference_and_sums_to_one():
+    q, u = unit(4, 8, seed=7), unit(30, 8, seed=8)
+    nn, w = soft_nearest_neighbor(q, u, 0.1)
+    w_ref = torch.softmax(q @ u.t() / 0.1, dim=1)
+    torch.testing.assert_close(w.double(), w_ref)
+    torch.testing.assert_close(nn, F.normalize(w_ref @ u, dim=1))
+    torch.testing.assert_close(w.sum(1), torch.ones(4, dtype=w.dtype))
+
+
+def test_soft_nearest_neighbor_low_temperature_is_hard_nearest_neighbor():
+    q, u = unit(6, 8, seed=9), unit(40, 8, seed=10)
+    nn_soft, _ = soft_nearest_neighbor(q, u, 1e-4)
+    nn_hard, w_hard = hard_nearest_neighbor(q, u)
+    torch.testing.assert_close(nn_soft, nn_hard, atol=1e-6, rtol=0)
+    assert (w_hard.sum(1) == 1).all()
+
+
+def test_soft_nearest_neighbor_mask_excludes_rows():
+    q, u = unit(3, 8, seed=11), unit(10, 8, seed=12)
+    mask = torch.zeros(3, 10, dtype=torch.bool)
+    mask[:, :5] = True
+    nn, w = soft_nearest_neighbor(q, u, 0.1, mask)
+    assert (w[:, :5] == 0).all()
+    nn_ref, _ = soft_nearest_neighbor(q, u[5:], 0.1)
+    torch.testing.assert_close(nn, nn_ref)
+
+
+def test_cycle_back_loss_matches_reference():
+    q, p, u, neg = unit(5, 16, seed=13), unit(5, 16, seed=14), unit(40, 16, seed=15), unit(60, 16, seed=16)
+    got = cycle_back_loss(q, p, u, neg, 0.07, nn_temperature=0.1)
+    assert got.item() == pytest.approx(ref_cycle(q, p, u, neg, 0.07, 0.1), rel=1e-9)
+    # nn_temperature defaults to the temperature
+    assert cycle_back_loss(q, p, u, neg, 0.07).item() == pytest.approx(ref_cycle(q, p, u, neg, 0.07, 0.07), rel=1e-9)
+
+
+def test_cycle_back_loss_with_mask_matches_reference():
+    q, p, u, neg = unit(4, 8, seed=17), unit(4, 8, seed=18), unit(12, 8, seed=19), unit(20, 8, seed=20)
+    mask = torch.rand(4, 12, generator=torch.Generator().manual_seed(0)) < 0.4
+    got = cycle_back_loss(q, p, u, neg, 0.1, support_mask=mask)
+    assert got.item() == pytest.approx(ref_cycle(q, p, u, neg, 0.1, 0.1, mask), rel=1e-9)
+
+
+def test_cycle_back_loss_gradient_reaches_only_the_query():
+    q = unit(4, 8, seed=21, requires_grad=True)
+    p, u, neg = unit(4, 8, seed=22, requires_grad=True), unit(16, 8, seed=23, requires_grad=True), unit(30, 8, seed=24, requires_grad=True)
+    cycle_back_loss(q, p, u, neg, 0.1).backward()
+    assert q.grad is not None and q.grad.abs().sum() > 0
+    assert p.grad is None and u.grad is None and neg.grad is None
+
+
+def test_cycle_back_loss_gradient_matches_finite_differences():
+    q = unit(3, 6, seed=25, requires_grad=True)
+    p, u, neg = unit(3, 6, seed=26), unit(10, 6, seed=27), unit(12, 6, seed=28)
+    assert torch.autograd.gradcheck(lambda x: cycle_back_loss(x, p, u, neg, 0.2, 0.3), (q,))
+
+
+def test_cycle_rank1_counts_positive_ranked_first():
+    pos = torch.eye(4, dtype=torch.float64)
+    neg = -torch.eye(4, dtype=torch.float64)
+    assert cycle_rank1(pos, pos, neg).item() == 1.0  # each nn equals its positive
+    assert cycle_rank1(pos, pos.roll(1, 0), pos).item() == 0.0  # a negative matches exactly, positive is orthogonal

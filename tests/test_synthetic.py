@@ -1,0 +1,158 @@
+"""Tests for cckit.data.synthetic: deterministic moving-digit videos, boxes, splits and manifest."""
+
+import json
+
+import numpy as np
+import pytest
+
+from cckit.data.synthetic import (STYLES, MotionStyle, load_digits_arrays, load_manifest,
+                                  make_default_dataset, make_moving_videos, write_manifest)
+from cckit.data.video import count_frames, read_all_frames
+from cckit.errors import ConfigError, DataError
+
+TINY = dict(frames_per_video=(4, 6), size=32)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits_arrays()
+
+
+def _pixels(root, records):
+    return [read_all_frames(root / record["path"]) for record in records]
+
+
+def test_same_seed_same_pixels_other_seed_differs(tmp_path, digits):
+    images, labels, _ = digits
+    runs = {}
+    for name, seed in (("a", 7), ("b", 7), ("c", 8)):
+        records = make_moving_videos(images, labels, tmp_path / name, num_videos=4, seed=seed,
+                                     **TINY)
+        runs[name] = (records, _pixels(tmp_path / name, records))
+    assert runs["a"][0] == runs["b"][0]
+    for x, y in zip(runs["a"][1], runs["b"][1]):
+        np.testing.assert_array_equal(x, y)
+    assert runs["a"][0] != runs["c"][0]
+    assert any(x.shape != y.shape or not np.array_equal(x, y)
+               for x, y in zip(runs["a"][1], runs["c"][1]))
+
+
+def test_workers_do_not_change_the_result(tmp_path, digits):
+    images, labels, _ = digits
+    serial = make_moving_videos(images, labels, tmp_path / "one", num_videos=6, seed=1, **TINY)
+    parallel = make_moving_videos(images, labels, tmp_path / "two", num_videos=6, seed=1,
+                                  workers=2, **TINY)
+    assert serial == parallel
+    for x, y in zip(_pixels(tmp_path / "one", serial), _pixels(tmp_path / "two", parallel)):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("style", sorted(STYLES))
+def test_records_boxes_and_files_agree(tmp_path, digits, style):
+    images, labels, names = digits
+    records = make_moving_videos(images, labels, tmp_path, num_videos=5, seed=0, style=style,
+                                 split="val", first_video_id=40, class_names=names, **TINY)
+    assert [r["video_id"] for r in records] == [40, 41, 42, 43, 44]
+    assert len({r["source_index"] for r in records}) == 5  # no repeats while the pool lasts
+    for record in records:
+        assert list(record) == ["video_id", "path", "split", "label", "class_name", "motion",
+                                "num_frames", "boxes", "source_index"]
+        assert record["path"] == f"videos/val/{record['video_id']:06d}.mp4"
+        assert record["label"] == labels[record["source_index"]]
+        assert record["class_name"] == str(record["label"]) and record["split"] == "val"
+        assert record["motion"] in MotionStyle().motions
+        assert 4 <= record["num_frames"] <= 6
+        decodable = count_frames(tmp_path / record["path"])
+        assert len(record["boxes"]) == record["num_frames"] == decodable
+        boxes = np.array(record["boxes"])
+        assert (boxes >= 0).all() and (boxes <= 32).all()
+        assert (boxes[:, 2] > boxes[:, 0] + 2).all() and (boxes[:, 3] > boxes[:, 1] + 2).all()
+        assert np.array_equal(boxes, boxes.round(2))
+    assert not list(tmp_path.rglob("*.tmp"))  # temp files were renamed into place
+
+
+def test_easy_digit_is_clearly_visible(tmp_path, digits):
+    images, labels, _ = digits
+    records = make_moving_videos(images, labels, tmp_path, num_videos=5, seed=2, style="easy",
+                                 **TINY)
+    for record, frames in zip(records, _pixels(tmp_path, records)):
+        for frame, (x0, y0, x1, y1) in zip(frames.astype(float), record["boxes"]):
+            inside = np.zeros(frame.shape[:2], bool)
+            inside[int(y0):int(np.ceil(y1)), int(x0):int(np.ceil(x1))] = True
+            # Mean colour inside the digit box vs. the background around it, on 0..255.
+            contrast = np.abs(frame[inside].mean(0) - frame[~inside].mean(0)).mean()
+            assert contrast > 20, (record["video_id"], contrast)
+
+
+def test_any_labelled_colour_array_works(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (9, 12, 12, 3), dtype=np.uint8)
+    labels = np.array([0, 1, 2] * 3)
+    names = {0: "cat", 1: "dog", 2: "ship"}
+    records = make_moving_videos(images, labels, tmp_path, num_videos=12, frames_per_video=3,
+                                 size=16, seed=0, class_names=names, style="hard")
+    assert {r["class_name"] for r in records} == {"cat", "dog", "ship"}
+    assert sorted(r["source_index"] for r in records[:9]) == list(range(9))  # pool used up first
+    assert all(r["num_frames"] == 3 == count_frames(tmp_path / r["path"]) for r in records)
+    assert read_all_frames(tmp_path / records[0]["path"]).shape == (3, 16, 16, 3)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(size=33), "size"), (dict(size=4), "size"), (dict(frames_per_video=0), "frames_per_video"),
+    (dict(frames_per_video=(5, 3)), "frames_per_video"), (dict(split="a/b"), "split"),
+])
+def test_invalid_arguments_raise_value_error(tmp_path, digits, kwargs, match):
+    images, labels, _ = digits
+    args = dict(num_videos=1, seed=0, **TINY) | kwargs
+    with pytest.raises(ValueError, match=match):
+        make_moving_videos(images, labels, tmp_path, **args)
+
+
+def test_unknown_style_raises_config_error(tmp_path, digits):
+    images, labels, _ = digits
+    with pytest.raises(ConfigError, match="style"):
+        make_moving_videos(images, labels, tmp_path, num_videos=1, seed=0, style="medium", **TINY)
+    with pytest.raises(ConfigError, match="background_contrast"):
+        MotionStyle(background_contrast=2.0)
+
+
+def test_default_dataset_splits_instances_and_is_idempotent(tmp_path):
+    kwargs = dict(num_train=20, num_test=10, seed=3, workers=1, **TINY)
+    records, meta = make_default_dataset(tmp_path, **kwargs)
+    train = [r for r in records if r["split"] == "train"]
+    test = [r for r in records if r["split"] == "test"]
+    assert len(train) == 20 and len(test) == 10
+    assert [r["video_id"] for r in records] == list(range(30))  # test ids follow train ids
+    assert not {r["source_index"] for r in train} & {r["source_index"] for r in test}
+    _, labels, _ = load_digits_arrays()
+    assert all(labels[r["source_index"]] == r["label"] for r in records)
+    assert load_manifest(tmp_path) == (records, meta)
+    assert meta["size"] == 32 and meta["style"] == "easy" and meta["class_names"][9] == "9"
+
+    manifest = tmp_path / "manifest.json"
+    stamp = manifest.stat().st_mtime_ns
+    assert make_default_dataset(tmp_path, **kwargs) == (records, meta)
+    assert manifest.stat().st_mtime_ns == stamp  # reused, not regenerated
+    (tmp_path / records[-1]["path"]).unlink()  # a missing video forces regeneration
+    assert make_default_dataset(tmp_path, **kwargs) == (records, meta)
+    assert (tmp_path / records[-1]["path"]).is_file()
+    other, other_meta = make_default_dataset(tmp_path, **(kwargs | {"seed": 4}))
+    assert other_meta["seed"] == 4 and other != records and load_manifest(tmp_path)[1] == other_meta
+
+
+def test_manifest_round_trip_and_errors(tmp_path):
+    records = [{"video_id": 0, "path": "videos/train/000000.mp4", "split": "train", "label": 1,
+                "num_frames": 2, "boxes": [[0, 0, 1, 1], [0, 0, 2, 2]]}]
+    path = write_manifest(tmp_path, records, {"size": 8, "frames": (1, 2)})
+    assert json.loads(path.read_text())["version"] == 1
+    assert load_manifest(tmp_path) == (records, {"size": 8, "frames": [1, 2]})
+    assert [p.name for p in tmp_path.iterdir()] == ["manifest.json"]  # no temp file left
+
+    with pytest.raises(DataError, match="manifest.json: manifest not found"):
+        load_manifest(tmp_path / "nowhere")
+    path.write_text("{not json")
+    with pytest.raises(DataError, match="manifest.json: not a readable JSON"):
+        load_manifest(tmp_path)
+    write_manifest(tmp_path, [{"video_id": 0, "path": "x.mp4"}], {})
+    with pytest.raises(DataError, match=r"manifest.json: video record 0 lacks .*label"):
+        load_manifest(tmp_path)

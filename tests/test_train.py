@@ -1,0 +1,136 @@
+"""The objective against the losses it is made of, one explicit train_step, and the training loop."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from cckit.checkpoint import load_checkpoint
+from cckit.config import load_config
+from cckit.losses import cycle_back_loss, info_nce
+from cckit.model import CycleContrastModel
+from cckit.objective import Embeddings, compute_objective, draw_support
+from cckit.train import build_optimizer, train, train_step
+from cckit.utils import step_generator
+
+from conftest import TINY
+
+
+def unit(*shape, seed):
+    return torch.nn.functional.normalize(torch.randn(*shape, generator=torch.Generator().manual_seed(seed)), dim=-1)
+
+
+def embeddings(n=4, d=8):
+    q = unit(n, d, seed=1).requires_grad_(True)
+    return Embeddings(q, q, unit(n, d, seed=2), unit(n, d, seed=3), unit(n, d, seed=4), torch.arange(n))
+
+
+@pytest.mark.parametrize("method", ["moco_v2", "intra_video", "cycle_contrast"])
+def test_objective_is_the_sum_of_its_losses(method):
+    cfg = load_config(None, TINY + [f"method.name={method}", "method.cycle_weight=0.5"]).method
+    emb = embeddings()
+    qz, qz_ids = unit(64, 8, seed=5), torch.arange(64) % 8
+    qc, qc_ids = unit(64, 8, seed=6), torch.arange(64) % 8
+    loss, stats = compute_objective(emb, qz, qz_ids, qc, qc_ids, cfg, step_generator(0, 3))
+    positive = emb.key_intra if method == "moco_v2" else emb.positive_intra
+    expected = info_nce(emb.query_intra, positive, qz, cfg.temperature)
+    if method == "cycle_contrast":
+        in_support = draw_support(64, cfg.support_size, step_generator(0, 3), "cpu")
+        mask = emb.video_ids[:, None] == qc_ids[in_support][None, :]
+        expected = expected + 0.5 * cycle_back_loss(emb.query_cycle, emb.positive_cycle, qc[in_support],
+                                                    qc[~in_support], cfg.temperature, support_mask=mask)
+        assert 0 <= stats["cycle_rate"] <= 1 and stats["support_entropy"] > 0
+    torch.testing.assert_close(loss, expected)
+
+
+def test_own_video_rows_never_serve_as_neighbours():
+    cfg = load_config(None, TINY + ["method.name=cycle_contrast", "method.support_size=63"]).method
+    emb = embeddings()
+    # the cycle queue holds exact copies of each query tagged with its own video, plus far rows
+    qc = torch.cat([emb.query_cycle.detach(), -emb.query_cycle.detach().repeat(15, 1)])
+    ids = torch.cat([emb.video_ids, torch.full((60,), 99)])
+    in_support = draw_support(64, 63, step_generator(0, 0), "cpu")
+    _, stats = compute_objective(emb, qc, ids, qc, ids, cfg, step_generator(0, 0))
+    masked = cycle_back_loss(emb.query_cycle, emb.positive_cycle, qc[in_support], qc[~in_support], cfg.temperature,
+                             support_mask=emb.video_ids[:, None] == ids[in_support][None, :])
+    torch.testing.assert_close(stats["loss_cycle"], masked.detach())
+
+
+def test_train_step_runs_each_piece_in_order():
+    cfg = load_config(None, TINY + ["method.name=cycle_contrast", "model.momentum=0.9"])
+    torch.manual_seed(0)
+    model = CycleContrastModel(cfg.model)
+    opt = build_optimizer(model, cfg)
+    x = [torch.randn(8, 3, 32, 32) for _ in range(3)]
+    ids = torch.arange(100, 108)
+    mom_before = [p.clone() for p in model.encoder_m.parameters()]
+    with torch.no_grad():  # the keys train_step will enqueue: momentum encoder before its update
+        k_z, k_c = model.encode_momentum(torch.cat([x[1], x[2]]), generator=step_generator(cfg.train.seed, 0, salt=1))
+    stats = train_step(model, opt, (*x, ids), cfg, step=0, lr=0.1)
+    assert set(stats) >= {"loss", "loss_intra", "loss_cycle", "intra_top1", "cycle_rate", "support_entropy"}
+    torch.testing.assert_close(model.queue_intra[:8], k_z[:8])
+    torch.testing.assert_close(model.queue_cycle[:8], k_c[:8])
+    assert model.queue_intra_ids[:8].tolist() == ids.tolist() and model.queue_ptr.tolist() == [8, 8]
+    for before, m, o in zip(mom_before, model.encoder_m.parameters(), model.encoder.parameters()):
+        torch.testing.assert_close(m, 0.9 * before + 0.1 * o)  # EMA of the already-updated online weights
+    assert all(g["lr"] == 0.1 for g in opt.param_groups)
+
+
+def test_training_loop_logs_checkpoints_and_resumes_exactly(tiny_overrides, tmp_path):
+    full = load_config(None, tiny_overrides + ["train.max_steps=6", f"run_dir={tmp_path / 'full'}"])
+    train(full, progress=False)
+    rows = [json.loads(l) for l in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert {"loss", "loss_intra", "loss_cycle", "intra_top1", "cycle_rate", "lr", "images_per_s"} <= set(rows[0])
+    assert (tmp_path / "full" / "config.yaml").is_file()
+    # the same run stopped after step 4 (its later checkpoints removed), resumed with resume=auto
+    import shutil
+    full_ckpts = sorted(p.name for p in (tmp_path / "full" / "checkpoints").glob("step_*.pt"))
+    assert full_ckpts == ["step_00000004.pt", "step_00000006.pt"]  # every 4 steps (one epoch) and at the end
+    shutil.copytree(tmp_path / "full", tmp_path / "part")
+    for name in ("last.pt", "step_00000006.pt"):
+        (tmp_path / "part" / "checkpoints" / name).unlink()
+    part = [f"run_dir={tmp_path / 'part'}"]
+    result = train(load_config(None, tiny_overrides + ["train.max_steps=6", "resume=auto"] + part), progress=False)
+    assert result["resumed_from"].endswith("step_00000004.pt") and result["train_steps_this_run"] == 2
+    a = load_checkpoint(tmp_path / "full" / "checkpoints" / "last.pt")["model"]
+    b = load_checkpoint(tmp_path / "part" / "checkpoints" / "last.pt")["model"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    rows = [json.loads(l) for l in (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "cckit", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["train.lrr=1"], "unknown config key 'train.lrr'"),
+    (["train.batch_size=big"], "train.batch_size: expected an integer"),
+])
+def test_cli_bad_config_is_one_line(overrides, message):
+    r = run_cli("train", "configs/quickstart.yaml", *overrides)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [f"cckit: error: {r.stderr.split('error: ', 1)[1].strip()}"]
+    assert message in r.stderr
+
+
+def test_cli_empty_data_directory_is_one_line(tmp_path):
+    (tmp_path / "empty").mkdir()
+    r = run_cli("train", "configs/quickstart.yaml", "data.source=manifest", f"data.root={tmp_path / 'empty'}",
+                f"run_dir={tmp_path / 'run'}")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "empty: no manifest.json" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_cli_train_then_eval_knn(tiny_overrides):
+    r = run_cli("train", "configs/quickstart.yaml", *tiny_overrides, "train.max_steps=2", "--quiet")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["steps"] == 2
+    r = run_cli("eval", "knn", "--checkpoint", out["checkpoint"], "--config", "configs/quickstart.yaml", *tiny_overrides)
+    assert r.returncode == 0, r.stderr
+    metrics = json.loads(r.stdout)
+    assert 0 <= metrics["knn5_top1_trained"] <= 1 and metrics["eval_frames_test"] == 16
