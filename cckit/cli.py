@@ -86,7 +86,13 @@ def cmd_bench(args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # overrides may follow options (`eval knn --checkpoint X key=value`): argparse leaves them over
+    bad = [a for a in extra if "=" not in a or a.startswith("-")]
+    if bad:
+        parser.error(f"unrecognized arguments: {' '.join(bad)}")
+    args.overrides = list(getattr(args, "overrides", []) or []) + extra
     logging.basicConfig(level=logging.INFO, format="cckit: %(message)s")
     try:
         result = args.fn(args)
