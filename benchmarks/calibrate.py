@@ -37,11 +37,35 @@ STYLES = {
     "D": MotionStyle(digit_scale=(0.4, 0.6), max_shift=0.45, max_rotation_deg=15.0, scale_jitter=0.15,
                      brightness_jitter=0.15, background_contrast=0.3, background_colour_strength=0.7,
                      foreground_colour_strength=0.8, noise_std=0.02),
+    # as B without per-video colour: the digit's shape is the only cue that tells videos apart
+    "E": MotionStyle(digit_scale=(0.4, 0.6), max_shift=0.45, max_rotation_deg=15.0, scale_jitter=0.15,
+                     brightness_jitter=0.15, background_contrast=0.1, background_colour_strength=0.0,
+                     foreground_colour_strength=0.0, noise_std=0.01),
+    # large digits on flat backgrounds, strong per-video colours of digit and background: colour is
+    # the nuisance that pixels and a random encoder see first, and that full hue jitter removes
+    "F": MotionStyle(digit_scale=(0.5, 0.7), max_shift=0.3, max_rotation_deg=10.0, scale_jitter=0.1,
+                     brightness_jitter=0.1, background_contrast=0.05, background_colour_strength=0.8,
+                     foreground_colour_strength=0.8, noise_std=0.01),
+    # as F with more travel
+    "G": MotionStyle(digit_scale=(0.45, 0.65), max_shift=0.45, max_rotation_deg=15.0, scale_jitter=0.15,
+                     brightness_jitter=0.15, background_contrast=0.05, background_colour_strength=0.8,
+                     foreground_colour_strength=0.8, noise_std=0.01),
     # the named harder variant
     "hard": "hard",
 }
 
 RUNS = {
+    "hue": ["train.batch_size=64", "model.queue_size=1024", "model.cycle_queue_size=1024", "method.support_size=256",
+            "method.temperature=0.2", "train.max_steps=150", "model.bn_splits=4", "data.crop_scale=[0.4,1.0]",
+            "data.hue=0.5", "data.grayscale_prob=0.3"],
+    "hue_intra": ["method.name=intra_video", "train.batch_size=64", "model.queue_size=1024", "model.cycle_queue_size=1024",
+                  "method.support_size=256", "method.temperature=0.2", "train.max_steps=150", "model.bn_splits=4",
+                  "data.crop_scale=[0.4,1.0]", "data.hue=0.5", "data.grayscale_prob=0.3"],
+    "small_q": ["train.batch_size=64", "model.queue_size=1024", "model.cycle_queue_size=1024", "method.support_size=256",
+                "method.temperature=0.2", "train.epochs=16", "model.bn_splits=4", "data.crop_scale=[0.4,1.0]"],
+    "small_q_moco": ["method.name=moco_v2", "train.batch_size=64", "model.queue_size=1024", "model.cycle_queue_size=1024",
+                     "method.support_size=256", "method.temperature=0.2", "train.epochs=16", "model.bn_splits=4",
+                     "data.crop_scale=[0.4,1.0]"],
     "sgd": ["train.optimizer=sgd", "train.lr=0.06"],
     "sgd_hi": ["train.optimizer=sgd", "train.lr=0.3"],
     "adamw": ["train.optimizer=adamw", "train.lr=0.001", "train.weight_decay=0.05"],

@@ -18,7 +18,7 @@ def _full(x: torch.Tensor) -> torch.Tensor:
 
 
 def contrastive_logits(query: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor,
-                       temperature: float) -> torch.Tensor:
+                       temperature: float, negative_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Logits ``[q·p, q·negᵀ] / T`` of InfoNCE; the positive is column 0.
 
     Args:
@@ -26,17 +26,21 @@ def contrastive_logits(query: torch.Tensor, positive: torch.Tensor, negatives: t
         positive: (N, D) L2-normalised, row i is the positive of query i.
         negatives: (K, D) L2-normalised, shared by all queries.
         temperature: T.
+        negative_mask: optional (N, K) bool, True where negative k must not count for query i
+            (e.g. older keys of the query's own video); its logit becomes -inf.
 
     Returns:
         (N, 1 + K) logits.
     """
     pos = (query * positive).sum(dim=1, keepdim=True)  # N x 1
     neg = query @ negatives.t()  # N x K
+    if negative_mask is not None:
+        neg = neg.masked_fill(negative_mask, float("-inf"))
     return torch.cat([pos, neg], dim=1) / temperature  # N x (1+K)
 
 
 def info_nce(query: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor,
-             temperature: float) -> torch.Tensor:
+             temperature: float, negative_mask: torch.Tensor | None = None) -> torch.Tensor:
     """InfoNCE: cross-entropy over ``[q·p, q·negᵀ] / T`` with the positive as label 0.
 
     ``L = -log exp(q·p/T) / (exp(q·p/T) + Σ_k exp(q·n_k/T))`` averaged over the N queries.
@@ -47,11 +51,12 @@ def info_nce(query: torch.Tensor, positive: torch.Tensor, negatives: torch.Tenso
         positive: (N, D) L2-normalised.
         negatives: (K, D) L2-normalised.
         temperature: T (0.07 in the paper).
+        negative_mask: optional (N, K) bool, True where a negative is left out for that query.
 
     Returns:
         Scalar loss.
     """
-    logits = contrastive_logits(query, positive, negatives, temperature)  # N x (1+K)
+    logits = contrastive_logits(query, positive, negatives, temperature, negative_mask)  # N x (1+K)
     labels = torch.zeros(query.shape[0], dtype=torch.long, device=query.device)
     return F.cross_entropy(_full(logits), labels)
 
@@ -100,7 +105,8 @@ def hard_nearest_neighbor(query: torch.Tensor, support: torch.Tensor,
 def cycle_back_loss(query: torch.Tensor, positive: torch.Tensor, support: torch.Tensor,
                     negatives: torch.Tensor, temperature: float,
                     nn_temperature: float | None = None,
-                    support_mask: torch.Tensor | None = None) -> torch.Tensor:
+                    support_mask: torch.Tensor | None = None,
+                    negative_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Cross-video cycle-consistency loss.
 
     Forward: soft nearest neighbour ``n`` of the query in the support set U (other videos).
@@ -116,20 +122,22 @@ def cycle_back_loss(query: torch.Tensor, positive: torch.Tensor, support: torch.
         temperature: T of the backward InfoNCE.
         nn_temperature: T_nn of the soft neighbour (defaults to ``temperature``).
         support_mask: optional (N, M) bool, True where support row j is from query i's own video.
+        negative_mask: optional (N, K') bool, True where a negative is left out for query i.
 
     Returns:
         Scalar loss.
     """
     nn_temperature = temperature if nn_temperature is None else nn_temperature
     nn, _ = soft_nearest_neighbor(query, support.detach(), nn_temperature, support_mask)
-    return info_nce(nn, positive.detach(), negatives.detach(), temperature)
+    return info_nce(nn, positive.detach(), negatives.detach(), temperature, negative_mask)
 
 
-def cycle_rank1(query_nn: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
+def cycle_rank1(query_nn: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor,
+                negative_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Fraction of soft neighbours whose best match among ``[positive, negatives]`` is the positive.
 
     This is the cycle-consistency rate: the cycle q -> n -> back closes on the query's own video at
     rank 1. Returns a 0-dim float tensor.
     """
-    logits = contrastive_logits(query_nn, positive, negatives, 1.0)  # N x (1+K)
+    logits = contrastive_logits(query_nn, positive, negatives, 1.0, negative_mask)  # N x (1+K)
     return (logits.argmax(dim=1) == 0).float().mean()

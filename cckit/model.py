@@ -15,6 +15,7 @@ import torchvision
 from torchvision.models.resnet import BasicBlock, ResNet
 
 from .config import ModelConfig
+from .distributed import encode_keys_shuffled
 
 
 class SplitBatchNorm2d(nn.BatchNorm2d):
@@ -121,12 +122,9 @@ class CycleContrastModel(nn.Module):
 
     @torch.no_grad()
     def encode_momentum(self, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Momentum embeddings ``(z_m(x), c_m(x))``; the batch is shuffled around the forward so that
-        split-BN groups differ from the query's (single-device shuffle-BN)."""
-        perm = torch.randperm(x.shape[0], generator=generator).to(x.device)
-        z, c = self.encoder_m(x[perm])
-        inv = torch.argsort(perm)
-        return z[inv], c[inv]
+        """Momentum embeddings ``(z_m(x), c_m(x))``. The batch is shuffled around the forward (across
+        ranks under torchrun, within the batch otherwise) so that BN groups differ from the query's."""
+        return encode_keys_shuffled(self.encoder_m, x, generator or torch.Generator().manual_seed(0))
 
     @torch.no_grad()
     def features(self, x: torch.Tensor) -> torch.Tensor:

@@ -52,13 +52,15 @@ def compute_objective(emb: Embeddings, queue_intra: torch.Tensor, queue_intra_id
     t = cfg.temperature
     negatives = queue_intra.detach()  # K x D
     own_video = None
+    if cfg.exclude_own_video:
+        # At small scale the queue spans several epochs and holds older keys of the query's own
+        # video; as negatives they would contradict the (same-video) positive.
+        own_video = emb.video_ids[:, None] == queue_intra_ids[None, :]  # N x K
     if cfg.name == "moco_v2":
         positive = emb.key_intra
     elif cfg.name in ("intra_video", "cycle_contrast"):
         positive = emb.positive_intra
     elif cfg.name == "forward_nn":
-        if cfg.exclude_own_video:
-            own_video = emb.video_ids[:, None] == queue_intra_ids[None, :]  # N x K
         if cfg.nn == "hard":
             positive, _ = hard_nearest_neighbor(emb.positive_intra, negatives, own_video)
         else:
@@ -68,9 +70,9 @@ def compute_objective(emb: Embeddings, queue_intra: torch.Tensor, queue_intra_id
         raise ValueError(f"method.name: unknown method {cfg.name!r}")
     positive = positive.detach()
 
-    loss_intra = info_nce(emb.query_intra, positive, negatives, t)
+    loss_intra = info_nce(emb.query_intra, positive, negatives, t, own_video)
     with torch.no_grad():
-        logits = contrastive_logits(emb.query_intra, positive, negatives, t)  # N x (1+K)
+        logits = contrastive_logits(emb.query_intra, positive, negatives, t, own_video)  # N x (1+K)
         stats = {"loss_intra": loss_intra.detach(), "intra_top1": (logits.argmax(1) == 0).float().mean()}
     loss = loss_intra
 
@@ -78,23 +80,24 @@ def compute_objective(emb: Embeddings, queue_intra: torch.Tensor, queue_intra_id
         in_support = draw_support(queue_cycle.shape[0], cfg.support_size, generator, queue_cycle.device)
         support = queue_cycle[in_support].detach()  # M x D
         cycle_negatives = queue_cycle[~in_support].detach()  # (K_c - M) x D
-        mask = None
+        mask = neg_mask = None
         if cfg.exclude_own_video:
-            mask = emb.video_ids[:, None] == queue_cycle_ids[in_support][None, :]  # N x M
+            same = emb.video_ids[:, None] == queue_cycle_ids[None, :]  # N x K_c
+            mask, neg_mask = same[:, in_support], same[:, ~in_support]  # N x M, N x (K_c - M)
         t_nn = cfg.nn_temperature or t
         if cfg.nn == "soft":
             loss_cycle = cycle_back_loss(emb.query_cycle, emb.positive_cycle, support, cycle_negatives,
-                                         t, t_nn, support_mask=mask)
+                                         t, t_nn, support_mask=mask, negative_mask=neg_mask)
         else:
             # Hard NN passes no gradient to the query; kept as an ablation of the soft cycle.
             nn_hard, _ = hard_nearest_neighbor(emb.query_cycle, support, mask)
-            loss_cycle = info_nce(nn_hard, emb.positive_cycle, cycle_negatives, t)
+            loss_cycle = info_nce(nn_hard, emb.positive_cycle, cycle_negatives, t, neg_mask)
         loss = loss + cfg.cycle_weight * loss_cycle
         with torch.no_grad():
             nn, w = soft_nearest_neighbor(emb.query_cycle, support, t_nn, mask)
             entropy = -(w * torch.log(w.clamp_min(1e-12))).sum(1).mean()
             stats.update(loss_cycle=loss_cycle.detach(),
-                         cycle_rate=cycle_rank1(nn, emb.positive_cycle, cycle_negatives),
+                         cycle_rate=cycle_rank1(nn, emb.positive_cycle, cycle_negatives, neg_mask),
                          support_entropy=entropy)
     stats["loss"] = loss.detach()
     return loss, stats

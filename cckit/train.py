@@ -4,6 +4,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -14,8 +17,9 @@ from tqdm.auto import tqdm
 
 from .checkpoint import find_resumable, load_checkpoint, save_numbered
 from .config import Config, to_dict
-from .data.dataset import EpochBatches, TrainClips, steps_per_epoch
+from .data.dataset import RunBatches, TrainClips, steps_per_epoch
 from .data.index import load_splits
+from .distributed import all_gather, all_reduce_mean, barrier, init_distributed
 from .model import CycleContrastModel, enqueue, update_momentum
 from .objective import Embeddings, compute_objective
 from .schedule import cosine_schedule
@@ -41,14 +45,20 @@ def build_optimizer(model: CycleContrastModel, cfg: Config) -> torch.optim.Optim
 
 def train_step(model: CycleContrastModel, optimizer: torch.optim.Optimizer, batch, cfg: Config, *,
                step: int, lr: float, dtype: torch.dtype | None = None,
-               scaler: torch.amp.GradScaler | None = None) -> dict[str, float]:
+               scaler: torch.amp.GradScaler | None = None, encoder: torch.nn.Module | None = None,
+               timings: dict[str, float] | None = None) -> dict[str, float]:
     """One optimisation step: encode -> losses -> backward -> optimizer -> EMA -> enqueue.
 
     ``batch`` is ``(x_q, x_k, x_p, video_ids)`` with images (N, 3, S, S); the device is the
-    model's. Returns the loss terms and diagnostics as floats.
+    model's. ``encoder`` is the online encoder to run (its DDP wrapper under torchrun; default
+    ``model.encoder``). With a ``timings`` dict, each phase's seconds are added to it (the device
+    is synchronised between phases, so only benchmarks pass one). Returns the loss terms and
+    diagnostics as floats (this rank's).
     """
     device = model.queue_intra.device
-    x_q, x_k, x_p, video_ids = (t.to(device, non_blocking=True) for t in batch)
+    mark = _Marks(timings, device)
+    # A 5th element (TrainClips' per-sample 'replaced' flags) is counted by the loop, not used here.
+    x_q, x_k, x_p, video_ids = (t.to(device, non_blocking=True) for t in batch[:4])
     if cfg.train.channels_last:
         x_q, x_k, x_p = (x.contiguous(memory_format=torch.channels_last) for x in (x_q, x_k, x_p))
     for group in optimizer.param_groups:
@@ -58,11 +68,13 @@ def train_step(model: CycleContrastModel, optimizer: torch.optim.Optimizer, batc
 
     # 1. encode: online query, momentum keys (x_k) and positives (x_p) in one momentum pass
     with autocast(device, dtype):
-        q_z, q_c = model(x_q)  # N x D each
+        q_z, q_c = (encoder or model.encoder)(x_q)  # N x D each
+        mark("forward_query")
         keys_in = torch.cat([x_k, x_p]) if needs_other_frame else x_k
         m_z, m_c = model.encode_momentum(keys_in, generator=step_generator(cfg.train.seed, step, salt=1))
     k_z, k_c = m_z[:n], m_c[:n]
     p_z, p_c = (m_z[n:], m_c[n:]) if needs_other_frame else (None, None)
+    mark("forward_momentum")
 
     # 2. losses
     emb = Embeddings(q_z, q_c, k_z, p_z, p_c, video_ids)
@@ -72,6 +84,7 @@ def train_step(model: CycleContrastModel, optimizer: torch.optim.Optimizer, batc
     for name, value in values.items():
         if name.startswith("loss") and not math.isfinite(value):
             raise TrainingError(f"step {step}: {name} is {value} (non-finite); the last checkpoint is kept")
+    mark("loss")
 
     # 3. backward + optimizer
     optimizer.zero_grad(set_to_none=True)
@@ -82,14 +95,34 @@ def train_step(model: CycleContrastModel, optimizer: torch.optim.Optimizer, batc
     else:
         loss.backward()
         optimizer.step()
+    mark("backward_optimizer")
 
     # 4. momentum encoder: EMA of the online encoder
     update_momentum(model.encoder, model.encoder_m, cfg.model.momentum)
 
-    # 5. enqueue the keys of x_k (both heads) with their video ids
-    enqueue(model.queue_intra, model.queue_intra_ids, model.queue_ptr, 0, k_z, video_ids)
-    enqueue(model.queue_cycle, model.queue_cycle_ids, model.queue_ptr, 1, k_c, video_ids)
+    # 5. enqueue the keys of x_k (both heads) with their video ids, gathered from every rank
+    ids_all = all_gather(video_ids)
+    enqueue(model.queue_intra, model.queue_intra_ids, model.queue_ptr, 0, all_gather(k_z), ids_all)
+    enqueue(model.queue_cycle, model.queue_cycle_ids, model.queue_ptr, 1, all_gather(k_c), ids_all)
+    mark("ema_enqueue")
     return values
+
+
+class _Marks:
+    """Adds the seconds since the previous mark to ``timings[name]`` (no-op without a dict)."""
+
+    def __init__(self, timings: dict | None, device: torch.device):
+        self.timings, self.device = timings, device
+        self.last = time.perf_counter() if timings is not None else 0.0
+
+    def __call__(self, name: str) -> None:
+        if self.timings is None:
+            return
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        now = time.perf_counter()
+        self.timings[name] = self.timings.get(name, 0.0) + now - self.last
+        self.last = now
 
 
 def _check_run_dir(run_dir: Path) -> None:
@@ -124,19 +157,67 @@ def make_state(model, optimizer, cfg: Config, step: int, epoch: int) -> dict:
     return state
 
 
+class TrainingInterrupted(RuntimeError):
+    """SIGINT/SIGTERM arrived: a checkpoint of the last finished step was saved, then training stopped."""
+
+
+class _StopSignals:
+    """Turn SIGINT/SIGTERM into a flag checked between steps (restored on exit)."""
+
+    def __init__(self):
+        self.received = None
+
+    def __enter__(self):
+        self._old = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.received = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+        return False
+
+
+def _check_disk(run_dir: Path, model: torch.nn.Module) -> None:
+    """Fail before training when the run directory cannot hold two checkpoints (temp + renamed)."""
+    need = 3 * sum(t.numel() * t.element_size() for t in model.state_dict().values())  # model + optimizer state
+    free = shutil.disk_usage(run_dir).free
+    if free < 2 * need:
+        raise TrainingError(f"{run_dir}: only {free / 2**20:.0f} MiB free, a checkpoint needs about "
+                            f"{need / 2**20:.0f} MiB (twice that while it is written)")
+
+
 def train(cfg: Config, *, progress: bool = True) -> dict:
     """Train ``cfg`` to the end (or resume it); returns a summary dict.
 
     Writes ``run_dir/config.yaml``, ``run_dir/metrics.jsonl`` (one JSON line per step) and
     ``run_dir/checkpoints/last.pt`` (atomically, every epoch or ``train.checkpoint_every`` steps).
+    Under ``torchrun`` each rank trains on its slice of every global batch of ``train.batch_size``
+    and only rank 0 writes. SIGINT/SIGTERM save a checkpoint of the last finished step and raise
+    :class:`TrainingInterrupted`.
     """
     t = cfg.train
     run_dir = Path(cfg.run_dir)
-    _check_run_dir(run_dir)
     device = get_device(t.device)
+    dist_info = init_distributed(device.type)
+    if dist_info.enabled and device.type == "cuda":
+        device = torch.device("cuda", dist_info.local_rank)
+    if t.batch_size % dist_info.world_size:
+        raise TrainingError(f"train.batch_size={t.batch_size} is not divisible by the {dist_info.world_size} processes")
+    main = dist_info.is_main
+    if main:
+        _check_run_dir(run_dir)
     if t.threads > 0:
         torch.set_num_threads(t.threads)
-    splits = load_splits(cfg.data)
+    splits = load_splits(cfg.data) if main else None
+    if dist_info.enabled:
+        barrier()  # rank 0 generated / validated the data first
+        splits = splits or load_splits(cfg.data, generate=False)
     dataset = TrainClips(splits["train"], cfg.data, seed=t.seed)
     per_epoch = steps_per_epoch(len(dataset), t.batch_size)
     if per_epoch == 0:
@@ -145,12 +226,17 @@ def train(cfg: Config, *, progress: bool = True) -> dict:
     lrs = cosine_schedule(t.lr, t.min_lr, total, t.warmup_steps)
 
     seed_everything(t.seed)
-    model = CycleContrastModel(cfg.model).to(device)
+    model = CycleContrastModel(cfg.model)
+    if dist_info.enabled and cfg.model.sync_bn:
+        model.encoder = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model.encoder)
+    model = model.to(device)
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, cfg)
     dtype = amp_dtype(t.amp, device)
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
+    if main:
+        _check_disk(run_dir, model)
 
     step, resumed_from = 0, None
     if cfg.resume != "none":
@@ -159,44 +245,62 @@ def train(cfg: Config, *, progress: bool = True) -> dict:
             state = load_checkpoint(path, map_location=device)
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
+            if "torch_rng" in state:
+                torch.set_rng_state(state["torch_rng"].cpu())
             step, resumed_from = int(state["step"]), str(path)
             log.info("resumed from %s at step %d", path, step)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    encoder = model.encoder
+    if dist_info.enabled:
+        encoder = torch.nn.parallel.DistributedDataParallel(
+            model.encoder, device_ids=[device.index] if device.type == "cuda" else None)
     metrics_path = run_dir / "metrics.jsonl"
-    _trim_metrics(metrics_path, step) if step else metrics_path.write_text("")
+    if main:
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        _trim_metrics(metrics_path, step) if step else metrics_path.write_text("")
     ckpt_path = run_dir / "checkpoints" / "last.pt"
     ckpt_every = t.checkpoint_every or per_epoch
 
     start_time, start_step, values = time.perf_counter(), step, {}
-    bar = tqdm(total=total, initial=step, disable=not progress, desc=cfg.method.name, unit="step")
+    bar = tqdm(total=total, initial=step, disable=not (progress and main), desc=cfg.method.name, unit="step")
     model.train()
-    with open(metrics_path, "a") as metrics_file:
-        while step < total:
-            epoch, start_batch = divmod(step, per_epoch)
-            dataset.set_epoch(epoch)
-            sampler = EpochBatches(len(dataset), t.batch_size, t.seed, epoch, start_batch)
+    metrics_file = open(metrics_path, "a") if main else None
+    try:
+        with _StopSignals() as stop:
+            sampler = RunBatches(len(dataset), t.batch_size, t.seed, step, total,
+                                 rank=dist_info.rank, world_size=dist_info.world_size)
             loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.workers,
-                                pin_memory=device.type == "cuda", persistent_workers=False)
+                                pin_memory=device.type == "cuda", persistent_workers=cfg.data.workers > 0)
             tic = time.perf_counter()
             for batch in loader:
                 data_wait = time.perf_counter() - tic
-                values = train_step(model, optimizer, batch, cfg, step=step, lr=float(lrs[step]), dtype=dtype, scaler=scaler)
+                values = train_step(model, optimizer, batch, cfg, step=step, lr=float(lrs[step]), dtype=dtype,
+                                    scaler=scaler, encoder=encoder)
+                values = all_reduce_mean(values)
                 step += 1
                 elapsed = time.perf_counter() - tic
+                epoch = (step - 1) // per_epoch
                 values.update(step=step, epoch=epoch, lr=float(lrs[step - 1]), data_wait=data_wait,
-                              images_per_s=t.batch_size / max(elapsed, 1e-9))
-                metrics_file.write(json.dumps({k: (round(v, 6) if isinstance(v, float) else v) for k, v in values.items()}) + "\n")
-                bar.update(1)
-                if step % t.log_every == 0 or step == total:
-                    metrics_file.flush()
-                    bar.set_postfix({k: f"{values[k]:.3g}" for k in ("loss", "intra_top1", "cycle_rate") if k in values})
-                if step % ckpt_every == 0 or step == total:
+                              images_per_s=t.batch_size / max(elapsed, 1e-9),
+                              replaced_samples=int(batch[4].sum()) if len(batch) > 4 else 0)
+                if main:
+                    metrics_file.write(json.dumps({k: (round(v, 6) if isinstance(v, float) else v)
+                                                   for k, v in values.items()}) + "\n")
+                    bar.update(1)
+                    if step % t.log_every == 0 or step == total:
+                        metrics_file.flush()
+                        bar.set_postfix({k: f"{values[k]:.3g}" for k in ("loss", "intra_top1", "cycle_rate") if k in values})
+                if main and (step % ckpt_every == 0 or step == total or stop.received):
                     save_numbered(ckpt_path.parent, make_state(model, optimizer, cfg, step, epoch), t.keep_checkpoints)
+                if stop.received:
+                    raise TrainingInterrupted(f"{stop.received} at step {step}: checkpoint saved to {ckpt_path}")
                 if step >= total:
                     break
                 tic = time.perf_counter()
-    bar.close()
+    finally:
+        bar.close()
+        if metrics_file is not None:
+            metrics_file.close()
     seconds = time.perf_counter() - start_time
     return {"run_dir": str(run_dir), "checkpoint": str(ckpt_path), "steps": step, "train_steps_this_run": step - start_step,
-            "train_seconds": round(seconds, 2), "device": str(device), "method": cfg.method.name,
-            "resumed_from": resumed_from, "final": values if step > start_step else None}
+            "train_seconds": round(seconds, 2), "device": str(device), "world_size": dist_info.world_size,
+            "method": cfg.method.name, "resumed_from": resumed_from, "final": values if step > start_step else None}

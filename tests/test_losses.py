@@ -124,3 +124,10 @@ def test_cycle_rank1_counts_positive_ranked_first():
     neg = -torch.eye(4, dtype=torch.float64)
     assert cycle_rank1(pos, pos, neg).item() == 1.0  # each nn equals its positive
     assert cycle_rank1(pos, pos.roll(1, 0), pos).item() == 0.0  # a negative matches exactly, positive is orthogonal
+
+
+def test_negative_mask_removes_negatives_exactly():
+    q, p, neg = unit(4, 8, seed=30), unit(4, 8, seed=31), unit(12, 8, seed=32)
+    mask = torch.zeros(4, 12, dtype=torch.bool)
+    mask[:, 6:] = True
+    assert info_nce(q, p, neg, 0.1, mask).item() == pytest.approx(info_nce(q, p, neg[:6], 0.1).item(), rel=1e-12)

@@ -34,12 +34,14 @@ def test_objective_is_the_sum_of_its_losses(method):
     qc, qc_ids = unit(64, 8, seed=6), torch.arange(64) % 8
     loss, stats = compute_objective(emb, qz, qz_ids, qc, qc_ids, cfg, step_generator(0, 3))
     positive = emb.key_intra if method == "moco_v2" else emb.positive_intra
-    expected = info_nce(emb.query_intra, positive, qz, cfg.temperature)
+    # own-video keys are neither negatives nor support rows
+    expected = info_nce(emb.query_intra, positive, qz, cfg.temperature, emb.video_ids[:, None] == qz_ids[None, :])
     if method == "cycle_contrast":
         in_support = draw_support(64, cfg.support_size, step_generator(0, 3), "cpu")
-        mask = emb.video_ids[:, None] == qc_ids[in_support][None, :]
+        same = emb.video_ids[:, None] == qc_ids[None, :]
         expected = expected + 0.5 * cycle_back_loss(emb.query_cycle, emb.positive_cycle, qc[in_support],
-                                                    qc[~in_support], cfg.temperature, support_mask=mask)
+                                                    qc[~in_support], cfg.temperature, support_mask=same[:, in_support],
+                                                    negative_mask=same[:, ~in_support])
         assert 0 <= stats["cycle_rate"] <= 1 and stats["support_entropy"] > 0
     torch.testing.assert_close(loss, expected)
 
@@ -52,8 +54,9 @@ def test_own_video_rows_never_serve_as_neighbours():
     ids = torch.cat([emb.video_ids, torch.full((60,), 99)])
     in_support = draw_support(64, 63, step_generator(0, 0), "cpu")
     _, stats = compute_objective(emb, qc, ids, qc, ids, cfg, step_generator(0, 0))
+    same = emb.video_ids[:, None] == ids[None, :]
     masked = cycle_back_loss(emb.query_cycle, emb.positive_cycle, qc[in_support], qc[~in_support], cfg.temperature,
-                             support_mask=emb.video_ids[:, None] == ids[in_support][None, :])
+                             support_mask=same[:, in_support], negative_mask=same[:, ~in_support])
     torch.testing.assert_close(stats["loss_cycle"], masked.detach())
 
 
