@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 RUN_DIR ?= runs/quickstart
 ARGS ?=
 
-.PHONY: demo test install clean-venv
+.PHONY: demo test install clean-venv browser-deps
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,3 +26,9 @@ test: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Chromium and its WebDriver for tests/test_browser.py (Debian/Ubuntu, as root); the test runs this
+# itself when they are missing and skips, saying why, when it cannot install them.
+browser-deps:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; else \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; fi

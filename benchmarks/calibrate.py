@@ -50,11 +50,18 @@ STYLES = {
     "G": MotionStyle(digit_scale=(0.45, 0.65), max_shift=0.45, max_rotation_deg=15.0, scale_jitter=0.15,
                      brightness_jitter=0.15, background_contrast=0.05, background_colour_strength=0.8,
                      foreground_colour_strength=0.8, noise_std=0.01),
+    # no colour, strong scale and rotation change: pixel neighbours need the same size and pose
+    "H": MotionStyle(digit_scale=(0.3, 0.75), max_shift=0.45, max_rotation_deg=20.0, scale_jitter=0.2,
+                     brightness_jitter=0.15, background_contrast=0.1, background_colour_strength=0.0,
+                     foreground_colour_strength=0.0, noise_std=0.01),
     # the named harder variant
     "hard": "hard",
 }
 
 RUNS = {
+    "r10_long": ["model.arch=resnet10", "train.batch_size=64", "model.queue_size=1024", "model.cycle_queue_size=1024",
+                 "method.support_size=256", "method.temperature=0.2", "train.max_steps=600", "model.bn_splits=4",
+                 "data.crop_scale=[0.5,1.0]", "method.batch_negatives=true", "train.threads=2"],
     "hue": ["train.batch_size=64", "model.queue_size=1024", "model.cycle_queue_size=1024", "method.support_size=256",
             "method.temperature=0.2", "train.max_steps=150", "model.bn_splits=4", "data.crop_scale=[0.4,1.0]",
             "data.hue=0.5", "data.grayscale_prob=0.3"],

@@ -4,29 +4,86 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
-from .checkpoint import find_resumable
 from .config import load_config, to_dict
-from .errors import ConfigError, DataError
-from .train import TrainingError
+from .errors import ConfigError, DataError, TrainingError, TrainingInterrupted  # no torch: a bad config fails fast
 
 
 def _cfg(args):
-    return load_config(args.config, args.overrides)
+    config, overrides = args.config, list(args.overrides)
+    if config is not None and "=" in config and not os.path.exists(config):
+        config, overrides = None, [config] + overrides  # `cckit data key=value`: an override, not a preset
+    return load_config(config, overrides)
 
 
 def cmd_data(args) -> dict:
-    from .data.index import load_splits
+    from .data.index import index_data
     cfg = _cfg(args)
-    splits = load_splits(cfg.data)
+    index = index_data(cfg.data, progress=not args.quiet and sys.stderr.isatty())
+    splits, report = index.splits, index.report
     return {"root": cfg.data.root, **{f"{k}_videos": len(v) for k, v in splits.items()},
-            "frames": sum(r.num_frames for v in splits.values() for r in v)}
+            "frames": sum(r.num_frames for v in splits.values() for r in v),
+            **{k: report[k] for k in ("single_frame_videos", "excluded_single_frame", "skipped")}}
+
+
+def cmd_data_scan(args) -> str | dict:
+    from .data.scan import format_report, scan
+    report = scan(args.path, source=args.source, on_error=args.on_error, labels=args.labels,
+                  train_list=args.train_list, test_list=args.test_list, workers=args.workers,
+                  progress=not args.quiet and sys.stderr.isatty())
+    return report if args.json else format_report(report)
+
+
+def cmd_data_extract(args) -> dict:
+    from .data.extract import extract_frames
+    from .data.index import index_data
+    cfg = _cfg(args)
+    out = args.out or cfg.data.frame_cache
+    if not out:
+        raise ConfigError("cckit data extract: pass --out DIR (or set data.frame_cache)")
+    index = index_data(cfg.data, progress=not args.quiet and sys.stderr.isatty())
+    videos = sorted({r.path for v in index.splits.values() for r in v if not r.frames})
+    summary = extract_frames(videos, out, fmt=args.format, quality=args.quality,
+                             workers=cfg.data.workers if args.workers is None else args.workers,
+                             progress=not args.quiet and sys.stderr.isatty())
+    return {**summary, "use": f"data.frame_cache={out}"}
+
+
+def build_data_tool_parser() -> argparse.ArgumentParser:
+    """``cckit data scan PATH`` and ``cckit data extract [CONFIG] [overrides] --out DIR``."""
+    p = argparse.ArgumentParser(prog="cckit data", description="inspect and prepare video data")
+    sub = p.add_subparsers(dest="tool", required=True)
+    s = sub.add_parser("scan", help="check every video under PATH and print a report")
+    s.add_argument("path", help="a folder of videos, frame folders, R2V2 frames, or one video file")
+    s.add_argument("--source", default="auto", choices=["auto", "videos", "frames", "r2v2", "manifest"])
+    s.add_argument("--on-error", default="raise", choices=["raise", "skip"],
+                   help="raise: stop at the first bad file; skip: list every problem")
+    s.add_argument("--labels", default="folders", choices=["folders", "none"])
+    s.add_argument("--train-list", default="", help="split file of training videos (UCF101 style)")
+    s.add_argument("--test-list", default="", help="split file of test videos")
+    s.add_argument("--workers", type=int, default=0, help="decoding processes (0: this one)")
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(fn=cmd_data_scan)
+    e = sub.add_parser("extract", help="decode the videos of a config once into a frame cache")
+    e.add_argument("config", nargs="?", default=None, help="YAML preset (default: built-in defaults)")
+    e.add_argument("overrides", nargs="*", help="key=value overrides, e.g. data.source=videos data.root=...")
+    e.add_argument("--out", default="", help="frame cache folder (default: data.frame_cache)")
+    e.add_argument("--format", default="jpg", choices=["jpg", "png", "npy"],
+                   help="jpg: small, lossy (quality 95); png, npy: exact frames")
+    e.add_argument("--quality", type=int, default=95, help="JPEG quality")
+    e.add_argument("--workers", type=int, default=None, help="decoding processes (default: data.workers)")
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
+    e.set_defaults(fn=cmd_data_extract)
+    return p
 
 
 def cmd_train(args) -> dict:
+    cfg = _cfg(args)  # validated before torch is even imported
     from .train import train
-    return train(_cfg(args), progress=not args.quiet)
+    return train(cfg, progress=not args.quiet)
 
 
 def cmd_demo(args) -> dict:
@@ -35,6 +92,7 @@ def cmd_demo(args) -> dict:
 
 
 def cmd_eval(args) -> dict:
+    from .checkpoint import find_resumable
     from .job import evaluate_checkpoint
     cfg = _cfg(args)
     checkpoint = args.checkpoint
@@ -44,7 +102,42 @@ def cmd_eval(args) -> dict:
             raise DataError(f"{cfg.run_dir}: no checkpoint to evaluate (pass --checkpoint)")
     if args.protocol == "knn":
         return {"checkpoint": str(checkpoint), **evaluate_checkpoint(checkpoint, cfg, floors=args.floors)}
-    raise ConfigError(f"unknown eval protocol {args.protocol!r}")
+    return {"checkpoint": str(checkpoint), "protocol": args.protocol, **_eval_protocol(args, cfg, checkpoint)}
+
+
+def _eval_protocol(args, cfg, checkpoint) -> dict:
+    """``cckit eval linear|video|track|sweep``: the protocols of :mod:`cckit.eval.suite`."""
+    from pathlib import Path
+
+    from .checkpoint import load_backbone
+    from .eval.cache import file_fingerprint
+    from .eval.otb import plot_otb
+    from .eval.suite import evaluate
+    if args.otb and args.protocol != "track":
+        raise ConfigError("--otb only applies to `cckit eval track`")
+    net = load_backbone(checkpoint, cfg.model.arch, small_stem=cfg.model.small_stem)
+    try:
+        out = evaluate(net, cfg, (args.protocol,), weights_id=file_fingerprint(checkpoint), otb_root=args.otb)
+    except ValueError as e:  # e.g. a split without videos; DataError (a ValueError) keeps its message
+        raise DataError(str(e)) from None
+    if args.protocol == "track" and args.plot:
+        out["plot"] = str(plot_otb({Path(checkpoint).stem: out["track"]}, args.plot))
+    return out
+
+
+def cmd_compare(args) -> dict:
+    from .compare import METHOD_ORDER, compare_methods
+    methods = [m for m in args.methods.split(",") if m]
+    if not methods or set(methods) - set(METHOD_ORDER):
+        raise ConfigError(f"--methods: expected a comma-separated subset of {','.join(METHOD_ORDER)}, got {args.methods!r}")
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s]
+    except ValueError:
+        raise ConfigError(f"--seeds: expected comma-separated integers, got {args.seeds!r}") from None
+    results = compare_methods(_cfg(args), methods=methods, seeds=seeds, out_dir=args.out,
+                              runs_root=args.runs, progress=not args.quiet)
+    return {"results": f"{args.out}/compare_methods.json", "table": f"{args.out}/compare_methods.md",
+            "summary": results["summary"]}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,12 +159,23 @@ def build_parser() -> argparse.ArgumentParser:
     add("train", cmd_train, "train a config", config_required=True)
     add("demo", cmd_demo, "the main job: data, train, evaluate, report", config_required=True)
     e = sub.add_parser("eval", help="evaluate a checkpoint")
-    e.add_argument("protocol", choices=["knn"], help="evaluation protocol")
+    e.add_argument("protocol", choices=["knn", "sweep", "linear", "video", "track"],
+                   help="knn: frame kNN vs floors; sweep: kNN over k x T; linear: logistic probe; "
+                        "video: video-level kNN + probe; track: SiamFC with OTB metrics")
     e.add_argument("--checkpoint", default=None, help="checkpoint path (default: newest in run_dir)")
     e.add_argument("--config", default=None, help="YAML preset describing the data (default: built-in)")
     e.add_argument("--no-floors", dest="floors", action="store_false", help="skip random-init and pixel floors")
+    e.add_argument("--otb", default=None, help="track: OTB-format sequences (<seq>/img/*.jpg + groundtruth_rect.txt)")
+    e.add_argument("--plot", default=None, help="track: write the precision and success plots to this PNG")
     e.add_argument("overrides", nargs="*", help="key=value overrides")
     e.set_defaults(fn=cmd_eval, quiet=True)
+    c = add("compare", cmd_compare, "train every method over seeds, evaluate all protocols, write a table",
+            config_required=True)
+    c.add_argument("--methods", default="moco_v2,intra_video,forward_nn,cycle_contrast",
+                   help="comma-separated methods (default: all four)")
+    c.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2)")
+    c.add_argument("--out", default="benchmarks/results", help="folder of compare_methods.{json,md} and the plot")
+    c.add_argument("--runs", default="runs/compare", help="folder of the training runs (<method>_s<seed>)")
     b = sub.add_parser("bench", help="benchmarks (see benchmarks/)")
     b.add_argument("name", choices=["step"], help="step: train-step throughput of each method")
     b.add_argument("config", nargs="?", default=None)
@@ -86,8 +190,10 @@ def cmd_bench(args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    tool = argv[:1] == ["data"] and argv[1:2] in (["scan"], ["extract"])
+    parser = build_data_tool_parser() if tool else build_parser()
+    args, extra = parser.parse_known_args(argv[1:] if tool else argv)
     # overrides may follow options (`eval knn --checkpoint X key=value`): argparse leaves them over
     bad = [a for a in extra if "=" not in a or a.startswith("-")]
     if bad:
@@ -97,12 +203,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = args.fn(args)
     except (ConfigError, DataError, TrainingError) as e:
-        print(f"cckit: error: {e}", file=sys.stderr)
+        print(f"cckit: error: {' '.join(str(e).split())}", file=sys.stderr)  # always one line
         return 2
+    except TrainingInterrupted as e:
+        print(f"cckit: interrupted: {e}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print("cckit: interrupted", file=sys.stderr)
         return 130
-    print(json.dumps(result, indent=2, default=str))
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
+        print(result if isinstance(result, str) else json.dumps(result, indent=2, default=str))
     return 0
 
 

@@ -32,13 +32,22 @@ class DataConfig:
     crop_size: int = 64  # side of the augmented training crops
     max_frame_distance: int = 0  # x_p is at most this many frames from x_q (0: anywhere in the video)
     crop_scale: tuple[float, float] = (0.2, 1.0)  # RandomResizedCrop area range (MoCo v2: 0.2-1)
-    color_jitter: float = 0.4  # brightness/contrast/saturation jitter (hue is a quarter of it)
+    color_jitter: float = 0.4  # brightness/contrast/saturation jitter
+    hue: float = 0.1  # hue jitter (MoCo v2: 0.1; 0.5 = any hue, for data whose colour is a per-video nuisance)
     color_jitter_prob: float = 0.8  # probability of colour jitter
     grayscale_prob: float = 0.2  # probability of grayscale
     blur_prob: float = 0.5  # probability of Gaussian blur (sigma scaled to the crop size)
     flip: bool = True  # random horizontal flip
     workers: int = 2  # DataLoader worker processes (0: load in the main process)
     cache_frames: bool = True  # decode every video once and keep the frames in memory (small data)
+    on_error: str = "raise"  # unusable video/frame file while indexing: "raise" (DataError) or "skip" (listed in the report)
+    single_frame: str = "same"  # one-frame videos: "same" (x_p = x_q's frame; counted in the report) or "exclude"
+    labels: str = "folders"  # videos/frames/r2v2: "folders" (class = first sub-folder under the split root) or "none"
+    train_list: str = ""  # videos/frames: split file of training videos, UCF101 style (relative to root); "" = all not in test_list
+    test_list: str = ""  # videos/frames: split file of test videos, e.g. ucfTrainTestlist/testlist01.txt
+    frame_cache: str = ""  # folder written by `cckit data extract`; frames are read from it instead of decoding
+    video_cache: str = ""  # per-file video index cache ("": $CCKIT_CACHE_DIR or ~/.cache/cckit/video_index, "off": none)
+    cache_limit_gb: float = 8.0  # cache_frames only while all decoded frames fit in this many GB, else read on demand
 
 
 @dataclass(frozen=True)
@@ -47,8 +56,10 @@ class ModelConfig:
     small_stem: bool = False  # 3x3 stride-1 stem without max-pool, for small frames (<= 64 px)
     embed_dim: int = 128  # output of both heads (paper: 128)
     shared_heads: bool = False  # use the intra head z for the cycle too (ablation)
+    head_bn: bool = False  # BatchNorm after the hidden layer of both heads (MoCo v2/paper: no)
     momentum: float = 0.999  # EMA coefficient m of the momentum encoder
     bn_splits: int = 8  # split-BN groups on one device, standing in for shuffle-BN (1: plain BN)
+    sync_bn: bool = False  # under torchrun: SyncBatchNorm in the online encoder (keys still shuffle-BN)
     queue_size: int = 65536  # K, length of the intra queue Q_z
     cycle_queue_size: int = 81920  # K_c, length of the cycle queue Q_c
 
@@ -61,7 +72,8 @@ class MethodConfig:
     cycle_weight: float = 0.1  # lambda, weight of L_cycle (cycle_contrast)
     support_size: int = 16384  # M, rows of the cycle queue drawn as the support set U
     nn: str = "soft"  # "soft" or "hard" nearest neighbour (cycle_contrast and forward_nn)
-    exclude_own_video: bool = True  # drop support rows from the query's own video
+    exclude_own_video: bool = True  # keys of the query's own video are neither negatives nor support rows
+    batch_negatives: bool = False  # also use this step's keys of other videos as negatives (paper: queue only)
 
 
 @dataclass(frozen=True)
@@ -91,6 +103,15 @@ class EvalConfig:
     knn_k: tuple[int, ...] = (20, 200)  # neighbours of the weighted kNN
     knn_temperature: float = 0.07  # T of the kNN votes exp(sim / T)
     batch_size: int = 256  # frames per forward pass when extracting features
+    cache_dir: str = ""  # feature cache ("": <run_dir>/features, "none": off), keyed by weights + data + transform
+    knn_sweep_k: tuple[int, ...] = (1, 5, 10, 20, 50, 100, 200)  # k values of `cckit eval sweep`
+    knn_sweep_temperature: tuple[float, ...] = (0.02, 0.05, 0.07, 0.1, 0.2, 0.5)  # T values of `cckit eval sweep`
+    linear_weight_decay: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # probe L2 candidates, picked on held-out train videos
+    linear_max_iter: int = 300  # L-BFGS iterations of the linear probe
+    track_layer: str = "layer2"  # backbone stage the SiamFC tracker correlates (layer2: stride 8, see eval/tracking.py)
+    track_exemplar_size: int = 64  # SiamFC exemplar crop side in px (SiamFC: 127 on OTB-size frames)
+    track_search_size: int = 128  # SiamFC search crop side in px (SiamFC: 255 on OTB-size frames)
+    track_max_videos: int = 0  # test videos tracked on manifest data (0: all)
 
 
 @dataclass(frozen=True)
@@ -105,13 +126,17 @@ class Config:
 
 
 CHOICES = {
-    "data.source": ("synthetic", "manifest"),
+    "data.source": ("synthetic", "manifest", "videos", "r2v2", "frames"),
+    "data.on_error": ("raise", "skip"),
+    "data.single_frame": ("same", "exclude"),
+    "data.labels": ("folders", "none"),
     "data.style": ("easy", "hard"),
     "model.arch": ("resnet10", "resnet18", "resnet34", "resnet50"),
     "method.name": METHODS,
     "method.nn": ("soft", "hard"),
     "train.optimizer": ("sgd", "adamw"),
     "train.amp": ("auto", "bf16", "fp16", "off"),
+    "eval.track_layer": ("layer1", "layer2", "layer3", "layer4"),
 }
 
 
@@ -211,9 +236,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
         try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML ({e})") from None
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:  # one line: where and what, not PyYAML's multi-line excerpt
+            mark = getattr(e, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            raise ConfigError(f"{path}: not valid YAML{where} ({getattr(e, 'problem', None) or e})") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: cannot read the config ({e.__class__.__name__}: {e})") from None
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
     values = _merge(values, parse_overrides(overrides or []))
@@ -251,7 +280,18 @@ def validate(cfg: Config) -> None:
     d, m, me, t = cfg.data, cfg.model, cfg.method, cfg.train
     checks = [
         (t.batch_size >= 1, "train.batch_size", "must be >= 1"),
-        (t.lr > 0, "train.lr", "must be > 0"),
+        (0 < t.lr < float("inf"), "train.lr", "must be > 0 and finite"),
+        (0 <= t.min_lr < float("inf"), "train.min_lr", "must be a finite number >= 0"),
+        (0 <= t.weight_decay < float("inf"), "train.weight_decay", "must be a finite number >= 0"),
+        (0.0 <= t.momentum < 1.0, "train.momentum", "must be in [0, 1)"),
+        (t.warmup_steps >= 0, "train.warmup_steps", "must be >= 0"),
+        (t.log_every >= 1, "train.log_every", "must be >= 1"),
+        (t.checkpoint_every >= 0, "train.checkpoint_every", "must be >= 0 (0: once per epoch)"),
+        (t.keep_checkpoints >= 0, "train.keep_checkpoints", "must be >= 0 (0: only last.pt)"),
+        (t.threads >= 0, "train.threads", "must be >= 0 (0: torch default)"),
+        (m.embed_dim >= 1, "model.embed_dim", "must be >= 1"),
+        (cfg.eval.batch_size >= 1, "eval.batch_size", "must be >= 1"),
+        (cfg.eval.knn_temperature > 0, "eval.knn_temperature", "must be > 0"),
         (t.epochs >= 1 or t.max_steps >= 1, "train.epochs", "must be >= 1 (or set train.max_steps)"),
         (t.max_steps >= 0, "train.max_steps", "must be >= 0"),
         (0.0 <= m.momentum < 1.0, "model.momentum", "must be in [0, 1)"),
@@ -259,9 +299,9 @@ def validate(cfg: Config) -> None:
         (me.nn_temperature is None or me.nn_temperature > 0, "method.nn_temperature", "must be > 0"),
         (me.cycle_weight >= 0, "method.cycle_weight", "must be >= 0"),
         (m.queue_size >= 1 and m.cycle_queue_size >= 1, "model.queue_size", "queues must hold >= 1 key"),
-        (m.queue_size % t.batch_size == 0, "model.queue_size",
+        (t.batch_size >= 1 and m.queue_size % t.batch_size == 0, "model.queue_size",
          f"must be a multiple of train.batch_size ({t.batch_size}), got {m.queue_size}"),
-        (m.cycle_queue_size % t.batch_size == 0, "model.cycle_queue_size",
+        (t.batch_size >= 1 and m.cycle_queue_size % t.batch_size == 0, "model.cycle_queue_size",
          f"must be a multiple of train.batch_size ({t.batch_size}), got {m.cycle_queue_size}"),
         (1 <= me.support_size < m.cycle_queue_size, "method.support_size",
          f"must be in [1, model.cycle_queue_size) = [1, {m.cycle_queue_size}), got {me.support_size}"),
@@ -269,12 +309,21 @@ def validate(cfg: Config) -> None:
          f"must divide train.batch_size ({t.batch_size}), got {m.bn_splits}"),
         (d.size % 2 == 0 and d.size >= 8, "data.size", "must be even and >= 8 (H.264 needs even sides)"),
         (d.crop_size >= 8, "data.crop_size", "must be >= 8"),
+        (0 <= d.hue <= 0.5, "data.hue", "must be in [0, 0.5]"),
         (0 < d.crop_scale[0] <= d.crop_scale[1] <= 1, "data.crop_scale", "must satisfy 0 < lo <= hi <= 1"),
         (1 <= d.frames_per_video[0] <= d.frames_per_video[1], "data.frames_per_video", "must satisfy 1 <= lo <= hi"),
         (d.num_train >= 1 and d.num_test >= 1, "data.num_train", "need at least one train and one test video"),
         (d.workers >= 0, "data.workers", "must be >= 0"),
+        (d.max_frame_distance >= 0, "data.max_frame_distance", "must be >= 0 (0: anywhere in the video)"),
+        (d.cache_limit_gb >= 0, "data.cache_limit_gb", "must be >= 0"),
+        (d.source in ("videos", "frames") or not (d.train_list or d.test_list), "data.train_list",
+         "split files apply to data.source=videos or frames"),
         (cfg.eval.frames_per_video >= 1, "eval.frames_per_video", "must be >= 1"),
         (all(k >= 1 for k in cfg.eval.knn_k), "eval.knn_k", "every k must be >= 1"),
+        (len(cfg.eval.linear_weight_decay) >= 1 and all(w >= 0 for w in cfg.eval.linear_weight_decay),
+         "eval.linear_weight_decay", "needs at least one value, each >= 0"),
+        (cfg.eval.track_search_size > cfg.eval.track_exemplar_size >= 8, "eval.track_search_size",
+         "must exceed eval.track_exemplar_size, which must be >= 8"),
     ]
     for ok, key, why in checks:
         if not ok:

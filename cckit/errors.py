@@ -7,3 +7,11 @@ class DataError(ValueError):
 
 class ConfigError(ValueError):
     """A configuration key, value or combination is invalid. The message names the key."""
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (non-finite loss, unwritable run directory); the message says where."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """SIGINT/SIGTERM arrived: a checkpoint of the last finished step was saved, then training stopped."""

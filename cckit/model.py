@@ -71,10 +71,20 @@ def build_backbone(arch: str = "resnet18", *, small_stem: bool = False, bn_split
 
 
 class MLPHead(nn.Sequential):
-    """Projection head ``d -> d -> out`` with ReLU (MoCo v2); names ``0`` and ``2`` match ``fc.0/fc.2``."""
+    """Projection head ``d -> d -> out`` with ReLU (MoCo v2; names ``0``/``2`` match ``fc.0``/``fc.2``).
 
-    def __init__(self, in_dim: int, out_dim: int = 128):
-        super().__init__(nn.Linear(in_dim, in_dim), nn.ReLU(inplace=True), nn.Linear(in_dim, out_dim))
+    With ``bn=True`` a BatchNorm1d follows the hidden layer (as in SimCLR and MoCo v3). It centres
+    the hidden features of the batch, which removes the direction all ReLU features share at
+    random init; without it, short runs can sit in a collapsed state where every embedding points
+    the same way (mean cosine > 0.99) and the InfoNCE gradient vanishes.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int = 128, bn: bool = False):
+        if bn:
+            super().__init__(nn.Linear(in_dim, in_dim, bias=False), nn.BatchNorm1d(in_dim), nn.ReLU(inplace=True),
+                             nn.Linear(in_dim, out_dim))
+        else:
+            super().__init__(nn.Linear(in_dim, in_dim), nn.ReLU(inplace=True), nn.Linear(in_dim, out_dim))
 
 
 class Encoder(nn.Module):
@@ -83,8 +93,8 @@ class Encoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.backbone, self.feature_dim = build_backbone(cfg.arch, small_stem=cfg.small_stem, bn_splits=cfg.bn_splits)
-        self.head_intra = MLPHead(self.feature_dim, cfg.embed_dim)
-        self.head_cycle = None if cfg.shared_heads else MLPHead(self.feature_dim, cfg.embed_dim)
+        self.head_intra = MLPHead(self.feature_dim, cfg.embed_dim, bn=cfg.head_bn)
+        self.head_cycle = None if cfg.shared_heads else MLPHead(self.feature_dim, cfg.embed_dim, bn=cfg.head_bn)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, 3, H, W) -> (z (N, D), c (N, D)), both L2-normalised in float32."""

@@ -28,6 +28,7 @@ class Embeddings:
     positive_intra: torch.Tensor | None  # (N, D) z_m(x_p) (None for moco_v2)
     positive_cycle: torch.Tensor | None  # (N, D) c_m(x_p)
     video_ids: torch.Tensor  # (N,)
+    key_cycle: torch.Tensor | None = None  # (N, D) c_m(x_k), in-batch negatives of the cycle loss
 
 
 def draw_support(queue_size: int, support_size: int, generator: torch.Generator, device) -> torch.Tensor:
@@ -37,6 +38,23 @@ def draw_support(queue_size: int, support_size: int, generator: torch.Generator,
     in_support = torch.zeros(queue_size, dtype=torch.bool)
     in_support[index] = True
     return in_support.to(device)
+
+
+def with_batch_negatives(negatives: torch.Tensor, mask: torch.Tensor | None, batch_keys: torch.Tensor,
+                         video_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prepend this batch's keys to the queue negatives; keys of the query's own video are masked.
+
+    Keys of the current step all come from the newest momentum encoder while queue rows are
+    older. With queue negatives alone a fast-changing encoder can rank its positive first just
+    because it is newer — every current key, of any video, then sits closer to the query than
+    the queue does and the embeddings collapse. Fresh in-batch negatives close that shortcut.
+
+    Returns ``(N + K, D)`` negatives and an ``(N, N + K)`` mask.
+    """
+    same = video_ids[:, None] == video_ids[None, :]  # N x N, includes the query itself
+    if mask is None:
+        mask = torch.zeros(video_ids.shape[0], negatives.shape[0], dtype=torch.bool, device=negatives.device)
+    return torch.cat([batch_keys.detach(), negatives]), torch.cat([same, mask], dim=1)
 
 
 def compute_objective(emb: Embeddings, queue_intra: torch.Tensor, queue_intra_ids: torch.Tensor,
@@ -69,6 +87,8 @@ def compute_objective(emb: Embeddings, queue_intra: torch.Tensor, queue_intra_id
     else:
         raise ValueError(f"method.name: unknown method {cfg.name!r}")
     positive = positive.detach()
+    if cfg.batch_negatives:
+        negatives, own_video = with_batch_negatives(negatives, own_video, emb.key_intra, emb.video_ids)
 
     loss_intra = info_nce(emb.query_intra, positive, negatives, t, own_video)
     with torch.no_grad():
@@ -84,6 +104,9 @@ def compute_objective(emb: Embeddings, queue_intra: torch.Tensor, queue_intra_id
         if cfg.exclude_own_video:
             same = emb.video_ids[:, None] == queue_cycle_ids[None, :]  # N x K_c
             mask, neg_mask = same[:, in_support], same[:, ~in_support]  # N x M, N x (K_c - M)
+        if cfg.batch_negatives:
+            keys = emb.key_cycle if emb.key_cycle is not None else emb.positive_cycle
+            cycle_negatives, neg_mask = with_batch_negatives(cycle_negatives, neg_mask, keys, emb.video_ids)
         t_nn = cfg.nn_temperature or t
         if cfg.nn == "soft":
             loss_cycle = cycle_back_loss(emb.query_cycle, emb.positive_cycle, support, cycle_negatives,

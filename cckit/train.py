@@ -15,21 +15,18 @@ import yaml
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .checkpoint import find_resumable, load_checkpoint, save_numbered
+from .checkpoint import find_resumable, load_checkpoint, rng_state, save_numbered, set_rng_state
 from .config import Config, to_dict
 from .data.dataset import RunBatches, TrainClips, steps_per_epoch
 from .data.index import load_splits
 from .distributed import all_gather, all_reduce_mean, barrier, init_distributed
+from .errors import TrainingError, TrainingInterrupted  # noqa: F401  (raised here; importable from cckit.train)
 from .model import CycleContrastModel, enqueue, update_momentum
 from .objective import Embeddings, compute_objective
 from .schedule import cosine_schedule
 from .utils import amp_dtype, autocast, get_device, seed_everything, step_generator
 
 log = logging.getLogger(__name__)
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (non-finite loss, unwritable run directory); the message says where."""
 
 
 def build_optimizer(model: CycleContrastModel, cfg: Config) -> torch.optim.Optimizer:
@@ -77,13 +74,14 @@ def train_step(model: CycleContrastModel, optimizer: torch.optim.Optimizer, batc
     mark("forward_momentum")
 
     # 2. losses
-    emb = Embeddings(q_z, q_c, k_z, p_z, p_c, video_ids)
+    emb = Embeddings(q_z, q_c, k_z, p_z, p_c, video_ids, key_cycle=k_c)
     loss, stats = compute_objective(emb, model.queue_intra, model.queue_intra_ids, model.queue_cycle,
                                     model.queue_cycle_ids, cfg.method, step_generator(cfg.train.seed, step))
     values = {k: float(v) for k, v in stats.items()}
     for name, value in values.items():
         if name.startswith("loss") and not math.isfinite(value):
-            raise TrainingError(f"step {step}: {name} is {value} (non-finite); the last checkpoint is kept")
+            raise TrainingError(f"step {step + 1}: {name} is {value} (non-finite); stopped before updating "
+                                f"the weights, the last checkpoint is kept")
     mark("loss")
 
     # 3. backward + optimizer
@@ -146,19 +144,45 @@ def _trim_metrics(path: Path, last_step: int) -> None:
                 keep.append(line)
         except json.JSONDecodeError:
             continue  # a torn last line from a kill
-    path.write_text("".join(l + "\n" for l in keep))
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(l + "\n" for l in keep))
+    tmp.replace(path)  # a kill while trimming leaves the old file, never a half-written one
 
 
-def make_state(model, optimizer, cfg: Config, step: int, epoch: int) -> dict:
+def make_state(model, optimizer, cfg: Config, step: int, epoch: int, scaler=None) -> dict:
+    """Everything a run needs to continue exactly after ``step`` finished steps.
+
+    ``model`` holds the online and momentum encoders, both heads, both queues with their video
+    ids and ``queue_ptr``; ``optimizer`` its momentum buffers; ``rng`` the python, numpy, torch and
+    CUDA generators (:func:`cckit.checkpoint.rng_state`); ``scaler`` the fp16 loss scale. The
+    scheduler position is ``step`` (the learning rates are an array indexed by step).
+
+    No DataLoader worker state is needed: every random choice of the data (order, frames,
+    augmentations) is a pure function of ``(seed, epoch, index)`` (:class:`TrainClips`,
+    :class:`RunBatches`), the support draw and key shuffle come from ``step_generator(seed, step)``,
+    and the loader's own seed from a generator seeded with ``train.seed``. A run killed and
+    resumed ends bit-identical to an uninterrupted one on CPU (tests/test_reliability.py).
+    """
     state = {"config": to_dict(cfg), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "step": step, "epoch": epoch, "torch_rng": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda_rng"] = torch.cuda.get_rng_state_all()
+             "step": step, "epoch": epoch, "rng": rng_state()}
+    if scaler is not None:
+        state["scaler"] = scaler.state_dict()
     return state
 
 
-class TrainingInterrupted(RuntimeError):
-    """SIGINT/SIGTERM arrived: a checkpoint of the last finished step was saved, then training stopped."""
+def _save(ckpt_dir: Path, state: dict, keep: int) -> None:
+    """``save_numbered``, refusing non-finite weights (an update that overflowed) and turning a
+    write failure (disk full) into a TrainingError; either way the previous checkpoint is kept."""
+    step = state["step"]
+    bad = [k for k, v in state["model"].items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise TrainingError(f"step {step}: non-finite weights after the update ({', '.join(bad[:3])}"
+                            f"{', ...' if len(bad) > 3 else ''}); not saved, the last checkpoint is kept")
+    try:
+        save_numbered(ckpt_dir, state, keep)
+    except OSError as e:
+        raise TrainingError(f"{ckpt_dir}: cannot write the checkpoint of step {step} ({e.strerror or e}); "
+                            f"the previous checkpoint is kept") from None
 
 
 class _StopSignals:
@@ -212,6 +236,8 @@ def train(cfg: Config, *, progress: bool = True) -> dict:
     main = dist_info.is_main
     if main:
         _check_run_dir(run_dir)
+    if cfg.resume not in ("none", "auto") and not Path(cfg.resume).is_file():
+        raise TrainingError(f"{cfg.resume}: checkpoint to resume from not found (resume=)")
     if t.threads > 0:
         torch.set_num_threads(t.threads)
     splits = load_splits(cfg.data) if main else None
@@ -240,13 +266,23 @@ def train(cfg: Config, *, progress: bool = True) -> dict:
 
     step, resumed_from = 0, None
     if cfg.resume != "none":
-        path = Path(cfg.resume) if cfg.resume != "auto" else find_resumable(run_dir)[0]
+        path, problems = (Path(cfg.resume), []) if cfg.resume != "auto" else find_resumable(run_dir)
+        for problem in problems:
+            log.warning("resume=auto: %s", problem)
+        if path is None and problems:
+            raise TrainingError(f"{run_dir / 'checkpoints'}: no checkpoint loads ({len(problems)} skipped, "
+                                f"newest: {problems[0]}); move them away to start over")
         if path is not None:
             state = load_checkpoint(path, map_location=device)
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            if "torch_rng" in state:
-                torch.set_rng_state(state["torch_rng"].cpu())
+            try:
+                model.load_state_dict(state["model"])
+                optimizer.load_state_dict(state["optimizer"])
+                if scaler is not None and "scaler" in state:
+                    scaler.load_state_dict(state["scaler"])
+            except (KeyError, RuntimeError, ValueError) as e:
+                first = (str(e).strip().splitlines() or [""])[0][:300]
+                raise TrainingError(f"{path}: checkpoint does not fit this config ({e.__class__.__name__}: {first})") from None
+            set_rng_state(state.get("rng", {"torch": state["torch_rng"]} if "torch_rng" in state else {}))
             step, resumed_from = int(state["step"]), str(path)
             log.info("resumed from %s at step %d", path, step)
     encoder = model.encoder
@@ -269,7 +305,8 @@ def train(cfg: Config, *, progress: bool = True) -> dict:
             sampler = RunBatches(len(dataset), t.batch_size, t.seed, step, total,
                                  rank=dist_info.rank, world_size=dist_info.world_size)
             loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.workers,
-                                pin_memory=device.type == "cuda", persistent_workers=cfg.data.workers > 0)
+                                pin_memory=device.type == "cuda", persistent_workers=cfg.data.workers > 0,
+                                generator=torch.Generator().manual_seed(t.seed))  # global RNG untouched
             tic = time.perf_counter()
             for batch in loader:
                 data_wait = time.perf_counter() - tic
@@ -290,7 +327,8 @@ def train(cfg: Config, *, progress: bool = True) -> dict:
                         metrics_file.flush()
                         bar.set_postfix({k: f"{values[k]:.3g}" for k in ("loss", "intra_top1", "cycle_rate") if k in values})
                 if main and (step % ckpt_every == 0 or step == total or stop.received):
-                    save_numbered(ckpt_path.parent, make_state(model, optimizer, cfg, step, epoch), t.keep_checkpoints)
+                    metrics_file.flush()  # metrics of every step a checkpoint holds survive a kill
+                    _save(ckpt_path.parent, make_state(model, optimizer, cfg, step, epoch, scaler), t.keep_checkpoints)
                 if stop.received:
                     raise TrainingInterrupted(f"{stop.received} at step {step}: checkpoint saved to {ckpt_path}")
                 if step >= total:

@@ -1,12 +1,15 @@
-"""Datasets over a video index: training triplets ``(x_q, x_k, x_p, video_id)`` and evaluation frames.
+"""Datasets over a video index: training triplets ``(x_q, x_k, x_p, video_id, replaced)`` and evaluation frames.
 
 Every random choice of a training item is a pure function of ``(seed, epoch, index)``, so the
 data order and augmentations do not depend on the number of workers and a resumed run sees the
-same samples as an uninterrupted one.
+same samples as an uninterrupted one. That includes the replacement of a video that fails to
+decode mid-run (a file changed on disk): the stand-in video is drawn from the same seed.
 """
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,18 +19,26 @@ from torch.utils.data import Dataset
 
 from ..config import DataConfig
 from ..errors import DataError
+from .extract import FrameCache
+from .frames import read_frame_files
 from .transforms import eval_transform, train_transform
 from .video import read_all_frames, read_frames
+
+log = logging.getLogger(__name__)
+MAX_REPLACEMENTS = 10  # stand-in videos tried for one item before the failure is raised
 
 
 @dataclass(frozen=True)
 class VideoRecord:
     """One video of an index."""
     video_id: int
-    path: str  # absolute path of the video file
+    path: str  # the video file, or the folder holding the frame files
     num_frames: int  # frames that decode
     label: int = -1  # class label (-1: unlabelled)
     split: str = "train"
+    frames: tuple[str, ...] = ()  # frame file names inside ``path``, in order (frame-folder videos)
+    width: int = 0  # display width in pixels (0: unknown)
+    height: int = 0  # display height in pixels (0: unknown)
 
 
 def _item_seed(*parts: int) -> int:
@@ -36,28 +47,79 @@ def _item_seed(*parts: int) -> int:
 
 
 class FrameStore:
-    """Decoded frames of every video, read once (``cache=True``) or on demand."""
+    """Frames of every video: all decoded once and kept in memory (``cache=True``, while they fit
+    in ``cache_limit_gb``), or read on demand from the frame files, the frame cache of
+    ``cckit data extract`` (``frame_cache``) or the video itself (exact seeking, ``video_cache``).
 
-    def __init__(self, records: list[VideoRecord], cache: bool):
+    With ``on_error="skip"`` a video that fails while caching is remembered and raises DataError
+    on :meth:`get` (the training set then replaces it); with ``"raise"`` the constructor raises.
+    """
+
+    def __init__(self, records: list[VideoRecord], cache: bool, *, frame_cache: str = "",
+                 video_cache: str = "", cache_limit_gb: float = 8.0, on_error: str = "raise"):
         self.records = records
-        self.cache = [read_all_frames(r.path) for r in records] if cache else None
-        if self.cache is not None:
-            for r, frames in zip(records, self.cache):
-                if len(frames) != r.num_frames:
-                    raise DataError(f"{r.path}: index says {r.num_frames} frames but {len(frames)} decode")
+        self.video_cache = video_cache or None
+        extracted = FrameCache(frame_cache) if frame_cache else None
+        self.extracted = [extracted.find(r.path) if extracted and not r.frames else None for r in records]
+        self.errors: dict[int, str] = {}
+        self.cache = None
+        if cache and self.memory_bytes() <= cache_limit_gb * 2**30:
+            self.cache = [self._load_all(i, on_error) for i in range(len(records))]
+        elif cache:
+            log.warning("not caching frames: %.1f GB of decoded frames exceed data.cache_limit_gb=%g; "
+                        "reading on demand (`cckit data extract` makes that fast)",
+                        self.memory_bytes() / 2**30, cache_limit_gb)
+
+    def memory_bytes(self) -> int:
+        """Bytes all decoded frames take (records of unknown size count as 0)."""
+        return sum(r.num_frames * r.width * r.height * 3 for r in self.records)
+
+    def _read(self, i: int, frame_indices: list[int]) -> np.ndarray:
+        r = self.records[i]
+        if r.frames:
+            if max(frame_indices, default=0) >= len(r.frames):
+                raise DataError(f"{r.path}: frame index {max(frame_indices)} out of range ({len(r.frames)} frames)")
+            return read_frame_files([os.path.join(r.path, r.frames[k]) for k in frame_indices])
+        if self.extracted[i] is not None:
+            return FrameCache.read(self.extracted[i], frame_indices)
+        return read_frames(r.path, frame_indices, cache_dir=self.video_cache)
+
+    def _load_all(self, i: int, on_error: str) -> np.ndarray | None:
+        r = self.records[i]
+        try:
+            if r.frames or self.extracted[i] is not None:
+                frames = self._read(i, list(range(r.num_frames)))
+            else:
+                frames = read_all_frames(r.path)
+            if len(frames) != r.num_frames:
+                raise DataError(f"{r.path}: index says {r.num_frames} frames but {len(frames)} decode")
+            return frames
+        except DataError as error:
+            if on_error == "raise":
+                raise
+            self.errors[i] = str(error)
+            return None
 
     def get(self, i: int, frame_indices: list[int]) -> np.ndarray:
-        """(len(frame_indices), H, W, 3) uint8 frames of video ``i``."""
+        """(len(frame_indices), H, W, 3) uint8 frames of video ``i``.
+
+        Raises:
+            DataError: The video cannot be read (any more); the message names the file.
+        """
+        if i in self.errors:
+            raise DataError(self.errors[i])
         if self.cache is not None:
             return self.cache[i][frame_indices]
-        return read_frames(self.records[i].path, frame_indices)
+        return self._read(i, frame_indices)
 
 
 class TrainClips(Dataset):
     """Item ``i`` of epoch ``e``: two crops of a random frame f and one crop of a frame f' of video i.
 
-    Returns ``(x_q, x_k, x_p, video_id)`` with images (3, S, S) float. ``f'`` is uniform over the
-    video, or within ``max_frame_distance`` of f; a one-frame video uses f itself.
+    Returns ``(x_q, x_k, x_p, video_id, replaced)`` with images (3, S, S) float. ``f'`` is uniform
+    over the video, or within ``max_frame_distance`` of f; a one-frame video uses f itself. If
+    video i fails to read (a file changed on disk since it was indexed), another video drawn from
+    ``(seed, epoch, i)`` stands in, ``video_id`` is the stand-in's and ``replaced`` is True.
     """
 
     def __init__(self, records: list[VideoRecord], cfg: DataConfig, seed: int = 0, frames: FrameStore | None = None):
@@ -65,7 +127,9 @@ class TrainClips(Dataset):
         self.cfg = cfg
         self.seed = seed
         self.epoch = 0
-        self.frames = frames or FrameStore(records, cfg.cache_frames)
+        self.frames = frames or FrameStore(records, cfg.cache_frames, frame_cache=cfg.frame_cache,
+                                           video_cache=cfg.video_cache, cache_limit_gb=cfg.cache_limit_gb,
+                                           on_error=cfg.on_error)
         self.transform = train_transform(cfg)
 
     def __len__(self) -> int:
@@ -74,22 +138,47 @@ class TrainClips(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def sample_frames(self, i: int) -> tuple[int, int]:
-        rng = np.random.default_rng(_item_seed(self.seed, self.epoch, i, 1))
-        n = self.records[i].num_frames
+    def sample_frames(self, i: int, epoch: int | None = None) -> tuple[int, int]:
+        """Frames ``(f, f')`` of video ``i``: f uniform, f' uniform or within ``max_frame_distance``."""
+        epoch = self.epoch if epoch is None else epoch
+        rng = np.random.default_rng(_item_seed(self.seed, epoch, i, 1))
+        return self._pick_frames(self.records[i].num_frames, rng)
+
+    def _pick_frames(self, n: int, rng: np.random.Generator) -> tuple[int, int]:
         f = int(rng.integers(n))
         d = self.cfg.max_frame_distance
         lo, hi = (0, n - 1) if d <= 0 else (max(0, f - d), min(n - 1, f + d))
         return f, int(rng.integers(lo, hi + 1))
 
-    def __getitem__(self, i: int):
-        f, f2 = self.sample_frames(i)
-        images = torch.from_numpy(self.frames.get(i, [f, f2])).permute(0, 3, 1, 2)  # 2 x 3 x H x W
-        state = torch.get_rng_state()
-        torch.manual_seed(_item_seed(self.seed, self.epoch, i, 2))  # augmentations: pure in (seed, epoch, i)
+    def _read_pair(self, epoch: int, i: int) -> tuple[int, np.ndarray, bool]:
+        """(video actually used, its 2 x H x W x 3 frames f and f', whether it replaced video i)."""
+        j, (f, f2) = i, self.sample_frames(i, epoch)
+        for attempt in range(1, MAX_REPLACEMENTS + 2):
+            try:
+                return j, self.frames.get(j, [f, f2]), attempt > 1
+            except DataError as error:
+                if attempt > MAX_REPLACEMENTS:
+                    raise DataError(f"{error} (and {MAX_REPLACEMENTS} stand-in videos failed too)") from error
+                log.warning("%s; using another video for this sample", error)
+                rng = np.random.default_rng(_item_seed(self.seed, epoch, i, 3, attempt))
+                j = int(rng.integers(len(self.records)))
+                f, f2 = self._pick_frames(self.records[j].num_frames, rng)
+
+    def __getitem__(self, item):
+        """``item`` is a video index (uses ``self.epoch``) or an ``(epoch, index)`` pair from
+        :class:`RunBatches`, which lets one persistent DataLoader span epochs."""
+        epoch, i = item if isinstance(item, tuple) else (self.epoch, item)
+        j, frames, replaced = self._read_pair(epoch, i)
+        images = torch.from_numpy(frames).permute(0, 3, 1, 2)  # 2 x 3 x H x W
+        # Augmentations: pure in (seed, epoch, i). Only the CPU generator is (re)seeded:
+        # torch.manual_seed would also queue a lazy CUDA seeding that records a stack trace,
+        # which cost more than the augmentations of a small frame.
+        generator = torch.default_generator
+        state = generator.get_state()
+        generator.manual_seed(_item_seed(self.seed, epoch, i, 2))
         x_q, x_k, x_p = self.transform(images[0]), self.transform(images[0]), self.transform(images[1])
-        torch.set_rng_state(state)
-        return x_q, x_k, x_p, self.records[i].video_id
+        generator.set_state(state)
+        return x_q, x_k, x_p, self.records[j].video_id, replaced
 
 
 class EvalFrames(Dataset):
@@ -138,6 +227,37 @@ class EpochBatches(torch.utils.data.Sampler):
         for b in range(self.start_batch, self.n // self.batch_size):
             batch = order[b * self.batch_size:(b + 1) * self.batch_size]
             yield batch[self.rank * per_rank:(self.rank + 1) * per_rank].tolist()
+
+
+class RunBatches(torch.utils.data.Sampler):
+    """Batches of ``(epoch, index)`` pairs for global steps ``start_step .. total_steps - 1``.
+
+    Step ``s`` is batch ``s % steps_per_epoch`` of epoch ``s // steps_per_epoch`` of
+    :class:`EpochBatches`, so a run resumed at any step sees exactly the batches an uninterrupted
+    run would; one DataLoader (with persistent workers) serves the whole run.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, start_step: int, total_steps: int,
+                 rank: int = 0, world_size: int = 1):
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.start_step, self.total_steps, self.rank, self.world_size = start_step, total_steps, rank, world_size
+        self.per_epoch = steps_per_epoch(n, batch_size)
+        if self.per_epoch == 0:
+            raise DataError(f"only {n} training videos, fewer than train.batch_size={batch_size}")
+
+    def __len__(self) -> int:
+        return max(0, self.total_steps - self.start_step)
+
+    def __iter__(self):
+        step = self.start_step
+        while step < self.total_steps:
+            epoch, start_batch = divmod(step, self.per_epoch)
+            batches = EpochBatches(self.n, self.batch_size, self.seed, epoch, start_batch, self.rank, self.world_size)
+            for batch in batches:
+                yield [(epoch, i) for i in batch]
+                step += 1
+                if step >= self.total_steps:
+                    return
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:

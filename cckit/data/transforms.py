@@ -27,7 +27,7 @@ def train_transform(cfg: DataConfig) -> v2.Compose:
     sigma_scale = s / 224.0
     ops = [
         v2.RandomResizedCrop(s, scale=cfg.crop_scale, antialias=True),
-        v2.RandomApply([v2.ColorJitter(j, j, j, j / 4)], p=cfg.color_jitter_prob),
+        v2.RandomApply([v2.ColorJitter(j, j, j, cfg.hue)], p=cfg.color_jitter_prob),
         v2.RandomGrayscale(p=cfg.grayscale_prob),
         v2.RandomApply([v2.GaussianBlur(blur_kernel_size(s), sigma=(0.1 * sigma_scale, 2.0 * sigma_scale))],
                        p=cfg.blur_prob),

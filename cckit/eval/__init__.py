@@ -1,4 +1,5 @@
-"""Evaluation of frozen features: weighted kNN on frames (more protocols build on the same features)."""
+"""Evaluation of frozen features: weighted kNN, linear probe, video-level recognition and SiamFC
+tracking with OTB metrics (see :mod:`cckit.eval.suite` for the protocols)."""
 from __future__ import annotations
 
 import torch
@@ -6,11 +7,19 @@ import torch
 from ..config import Config
 from ..data.dataset import EvalFrames, FrameStore, VideoRecord
 from ..model import build_backbone
-from .features import extract_features, pixel_features
+from .features import extract_features, extract_features_cached, feature_maps, pixel_features
 from .knn import knn_accuracy, knn_predict, knn_scores
+from .linear import fit_logistic_regression, linear_probe, train_linear_sgd
+from .otb import load_otb_sequence, otb_metrics, plot_otb
+from .suite import evaluate, knn_sweep
+from .tracking import SiamFCConfig, SiamFCTracker, track
+from .video_level import pool_video_features, video_level_eval
 
 __all__ = ["knn_predict", "knn_scores", "knn_accuracy", "extract_features", "pixel_features",
-           "eval_frame_sets", "frame_knn", "random_backbone"]
+           "eval_frame_sets", "frame_knn", "random_backbone",
+           "extract_features_cached", "feature_maps", "knn_sweep", "fit_logistic_regression", "linear_probe",
+           "train_linear_sgd", "pool_video_features", "video_level_eval", "SiamFCConfig",
+           "SiamFCTracker", "track", "otb_metrics", "load_otb_sequence", "plot_otb", "evaluate"]
 
 
 def eval_frame_sets(splits: dict[str, list[VideoRecord]], cfg: Config) -> tuple[EvalFrames, EvalFrames]:

@@ -1,0 +1,252 @@
+"""The method comparison: every method trained with the same budget on the same data over several
+seeds, each evaluated by every protocol, against floors; results as JSON and a markdown table.
+
+Rows: ``moco_v2``, ``intra_video``, ``forward_nn``, ``cycle_contrast`` (one training run per
+seed, ``<runs_root>/<method>_s<seed>``), ``random_init`` (the same backbone untrained, per seed),
+``pixels`` (raw-pixel features; classification only) and ``static_box`` (a tracker that never
+moves; tracking only). The run is resumable twice over: (method, seed) pairs already in the
+results file are skipped, and an interrupted training resumes from its last checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import load_backbone
+from .config import Config, replace, to_dict
+from .errors import ConfigError
+from .eval.cache import cache_key, file_fingerprint
+from .eval.features import pixel_features
+from .eval.otb import plot_otb
+from .eval.suite import (eval_sets, evaluate, frame_features, frame_knn_metrics, linear_metrics, static_box_metrics,
+                         tracking_sequences, video_metrics)
+from .eval import random_backbone
+from .report import read_metrics
+
+log = logging.getLogger(__name__)
+
+METHOD_ORDER = ("moco_v2", "intra_video", "forward_nn", "cycle_contrast")
+FLOORS = ("random_init", "pixels", "static_box")
+DIAGNOSTICS = ("intra_top1", "cycle_rate", "support_entropy", "loss")
+
+
+def comparison_key(cfg: Config) -> str:
+    """Identity of what a comparison measures: the config less run_dir, resume, method name, seed
+    and settings that change speed but not results (threads, workers, logging, eval batch, cache)."""
+    values = to_dict(cfg)
+    for section, key in (("method", "name"), ("train", "seed"), ("train", "threads"), ("train", "log_every"),
+                         ("data", "workers"), ("eval", "batch_size"), ("eval", "cache_dir")):
+        values[section].pop(key, None)
+    values.pop("run_dir"), values.pop("resume")
+    return cache_key(json.dumps(values, sort_keys=True))
+
+
+def training_diagnostics(metrics_path: str | Path, batch_size: int, tail: float = 0.1) -> dict:
+    """Means of the training diagnostics over the last ``tail`` of the steps of a ``metrics.jsonl``,
+    and ``step_seconds_total``: the summed step times (``batch_size / images_per_s``, data wait
+    included; start-up and checkpoint writes not)."""
+    rows = read_metrics(metrics_path)
+    last = rows[-max(1, int(len(rows) * tail)):] if rows else []
+    out = {}
+    for key in DIAGNOSTICS:
+        values = [r[key] for r in last if key in r]
+        if values:
+            out[f"final_{key}"] = float(np.mean(values))
+    if rows and all(r.get("images_per_s") for r in rows):
+        out["step_seconds_total"] = round(float(sum(batch_size / r["images_per_s"] for r in rows)), 2)
+    return out
+
+
+def cycle_diagnostics(features: torch.Tensor, video_ids: torch.Tensor, labels: torch.Tensor) -> dict:
+    """Cross-video cycles on frozen features (the quantity CycleContrast trains, measured on frames).
+
+    For each frame, ``u`` = its nearest neighbour among frames of *other* videos, then ``v`` = the
+    nearest neighbour of ``u`` among frames not of ``u``'s video. Returns the fractions with
+    ``class(u) == class(frame)`` (``nn_same_class``: semantic purity of the forward step),
+    ``video(v) == video(frame)`` (``cycle_back_video``: the cycle closes) and
+    ``class(v) == class(frame)`` (``cycle_back_class``).
+    """
+    x = torch.nn.functional.normalize(features.float(), dim=1)
+    sims = x @ x.t()  # N x N
+    sims.masked_fill_(video_ids[:, None] == video_ids[None, :], float("-inf"))  # other videos only
+    forward = sims.argmax(1)  # N
+    back = sims[forward].argmax(1)
+    return {"nn_same_class": float((labels[forward] == labels).float().mean()),
+            "cycle_back_video": float((video_ids[back] == video_ids).float().mean()),
+            "cycle_back_class": float((labels[back] == labels).float().mean())}
+
+
+def _classification(memory: dict, queries: dict, cfg: Config) -> dict:
+    k = cfg.eval.knn_k[0]
+    out = {"knn_top1": frame_knn_metrics(memory, queries, cfg)[f"knn{k}_top1"]}
+    out["linear_top1"] = linear_metrics(memory, queries, cfg)["linear_top1"]
+    video = video_metrics(memory, queries, cfg)
+    out.update(video_knn_top1=video[f"video_knn{k}_top1"], video_linear_top1=video["video_linear_top1"])
+    out.update(cycle_diagnostics(memory["features"], memory["video_ids"], memory["labels"]))
+    return out
+
+
+def _entry_metrics(backbone, cfg: Config, data: dict, weights_id: str | None) -> dict:
+    out = evaluate(backbone, cfg, ("knn", "linear", "video", "track"), weights_id=weights_id, splits=data["splits"],
+                   sets=data["sets"], sequences=data["sequences"])
+    k = cfg.eval.knn_k[0]
+    track = out["track"]
+    memory, _ = frame_features(backbone, data["sets"], cfg, weights_id=weights_id)  # cache hit
+    return {"knn_top1": out[f"knn{k}_top1"], "linear_top1": out["linear_top1"],
+            "video_knn_top1": out[f"video_knn{k}_top1"], "video_linear_top1": out["video_linear_top1"],
+            "track_precision": track["precision"], "track_auc": track["success_auc"],
+            "track_curves": {k: track[k] for k in ("threshold", "precision_thresholds", "precision_curve",
+                                                    "success_thresholds", "success_curve")},
+            **cycle_diagnostics(memory["features"], memory["video_ids"], memory["labels"])}
+
+
+def _load(path: Path, key: str) -> dict:
+    if not path.is_file():
+        return {"comparison_key": key, "entries": []}
+    results = json.loads(path.read_text())
+    if results.get("comparison_key") != key:
+        raise ConfigError(f"{path}: holds a comparison of another config (delete it or pass another --out)")
+    return results
+
+
+def _save(path: Path, results: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(results, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def compare_methods(cfg: Config, *, methods=METHOD_ORDER, seeds=(0, 1, 2), out_dir: str | Path = "benchmarks/results",
+                    runs_root: str | Path = "runs/compare", name: str = "compare_methods", progress: bool = False) -> dict:
+    """Train and evaluate every (method, seed) not yet in ``<out_dir>/<name>.json``; rewrite the
+    JSON, ``<name>.md`` (mean ± std table) and ``<name>_tracking.png`` after every entry.
+    Training runs go to ``<runs_root>/<config key>/<method>_s<seed>``.
+
+    Returns the results dict (``comparison_key``, ``config``, ``entries``, ``summary``).
+    """
+    from .data.index import load_splits
+    from .train import train
+
+    key = comparison_key(cfg)
+    # runs of another config must never be resumed as this one's: one run folder per config
+    out_dir, runs_root = Path(out_dir), Path(runs_root) / key[:12]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.json"
+    results = _load(path, key)
+    results["runs_root"] = str(runs_root)
+    results["config"] = to_dict(cfg)
+    done = {(e["method"], e["seed"]) for e in results["entries"]}
+    splits = load_splits(cfg.data)
+    data = {"splits": splits, "sets": eval_sets(splits, cfg), "sequences": tracking_sequences(splits, cfg)}
+    floor_cfg = replace(cfg, run_dir=str(runs_root / "floors"))
+
+    def record(entry: dict) -> None:
+        results["entries"].append(entry)
+        results["summary"] = summarize(results["entries"])
+        _save(path, results)
+        write_outputs(results, out_dir, name)
+        log.info("%s seed %s: %s", entry["method"], entry["seed"],
+                 {k: round(v, 4) for k, v in entry.items() if isinstance(v, float)})
+
+    if ("pixels", 0) not in done:
+        memory, queries = (pixel_features(s) for s in data["sets"])
+        record({"method": "pixels", "seed": 0, **_classification(memory, queries, cfg)})
+    if ("static_box", 0) not in done:
+        track = static_box_metrics(data["sequences"])
+        record({"method": "static_box", "seed": 0, "track_precision": track["precision"], "track_auc": track["success_auc"],
+                "track_curves": {k: track[k] for k in ("threshold", "precision_thresholds", "precision_curve",
+                                                        "success_thresholds", "success_curve")}})
+    for seed in seeds:
+        if ("random_init", seed) not in done:
+            net = random_backbone(cfg, seed=seed)
+            record({"method": "random_init", "seed": seed, "train_seconds": 0.0,
+                    **_entry_metrics(net, floor_cfg, data, weights_id=None)})
+        for method in methods:
+            if (method, seed) in done:
+                continue
+            run_cfg = replace(cfg, run_dir=str(runs_root / f"{method}_s{seed}"), resume="auto",
+                              method={"name": method}, train={"seed": seed})
+            tic = time.perf_counter()
+            log.info("training %s seed %d into %s", method, seed, run_cfg.run_dir)
+            result = train(run_cfg, progress=progress)
+            fresh = result["train_steps_this_run"] == result["steps"]
+            diag = training_diagnostics(Path(run_cfg.run_dir) / "metrics.jsonl", cfg.train.batch_size)
+            ckpt = result["checkpoint"]
+            net = load_backbone(ckpt, cfg.model.arch, small_stem=cfg.model.small_stem)
+            entry = {"method": method, "seed": seed, "steps": result["steps"], "device": result["device"],
+                     "train_seconds": result["train_seconds"] if fresh else diag.get("step_seconds_total"),
+                     "train_seconds_is_step_sum": not fresh,
+                     **{k: v for k, v in diag.items() if k.startswith("final_")}}
+            entry.update(_entry_metrics(net, run_cfg, data, weights_id=file_fingerprint(ckpt)))
+            entry["wall_seconds"] = round(time.perf_counter() - tic, 1)
+            record(entry)
+    return results
+
+
+SUMMARY_KEYS = ("knn_top1", "linear_top1", "video_knn_top1", "video_linear_top1", "track_precision", "track_auc",
+                "train_seconds", "final_intra_top1", "final_cycle_rate", "final_support_entropy",
+                "nn_same_class", "cycle_back_video", "cycle_back_class")
+
+
+def summarize(entries: list[dict]) -> dict:
+    """Per method: ``{key: {"mean", "std", "n"}}`` over seeds (sample std, ddof=1; 0 for one seed)."""
+    out = {}
+    for method in dict.fromkeys(e["method"] for e in entries):
+        rows = [e for e in entries if e["method"] == method]
+        stats = {}
+        for key in SUMMARY_KEYS:
+            values = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
+            if values:
+                stats[key] = {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+                              "n": len(values)}
+        out[method] = stats
+    return out
+
+
+def _cell(stats: dict, key: str, scale: float = 100.0, digits: int = 1) -> str:
+    if key not in stats:
+        return "—"
+    s = stats[key]
+    return f"{s['mean'] * scale:.{digits}f} ± {s['std'] * scale:.{digits}f}" if s["n"] > 1 else f"{s['mean'] * scale:.{digits}f}"
+
+
+def markdown_table(results: dict) -> str:
+    """The comparison as two markdown tables: metrics (%, mean ± std over seeds) and diagnostics."""
+    summary = results.get("summary") or summarize(results["entries"])
+    order = [m for m in (*METHOD_ORDER, *FLOORS) if m in summary] + [m for m in summary if m not in METHOD_ORDER + FLOORS]
+    lines = ["| method | seeds | kNN top-1 | linear top-1 | video kNN top-1 | video linear top-1 | track precision "
+             "| track AUC | train time (s) |", "|---|---|---|---|---|---|---|---|---|"]
+    for m in order:
+        s = summary[m]
+        n = max((v["n"] for v in s.values()), default=0)
+        lines.append(f"| {m} | {n} | " + " | ".join(_cell(s, k) for k in SUMMARY_KEYS[:6])
+                     + f" | {_cell(s, 'train_seconds', 1.0, 0)} |")
+    lines += ["", "| method | intra top-1 (train) | cycle rate (train) | support entropy (nats) | NN same class "
+              "| cycle back to video | cycle back to class |", "|---|---|---|---|---|---|---|"]
+    for m in order:
+        s = summary[m]
+        if any(k in s for k in SUMMARY_KEYS[7:]):
+            lines.append(f"| {m} | {_cell(s, 'final_intra_top1')} | {_cell(s, 'final_cycle_rate')} | "
+                         f"{_cell(s, 'final_support_entropy', 1.0, 2)} | {_cell(s, 'nn_same_class')} | "
+                         f"{_cell(s, 'cycle_back_video')} | {_cell(s, 'cycle_back_class')} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(results: dict, out_dir: str | Path, name: str = "compare_methods") -> None:
+    """``<name>.md`` (the tables) and ``<name>_tracking.png`` (OTB plots, curves averaged over seeds)."""
+    out_dir = Path(out_dir)
+    (out_dir / f"{name}.md").write_text(markdown_table(results))
+    curves = {}
+    for method in dict.fromkeys(e["method"] for e in results["entries"]):
+        rows = [e["track_curves"] for e in results["entries"] if e["method"] == method and "track_curves" in e]
+        if rows:
+            avg = {k: np.mean([r[k] for r in rows], axis=0).tolist() for k in ("precision_curve", "success_curve")}
+            curves[method] = {**rows[0], **avg, "precision": avg["precision_curve"][20],
+                              "success_auc": float(np.mean(avg["success_curve"]))}
+    if curves:
+        plot_otb(curves, out_dir / f"{name}_tracking.png", title="SiamFC on frozen features, default data (mean over seeds)")

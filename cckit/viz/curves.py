@@ -1,0 +1,82 @@
+"""Training curves from ``metrics.jsonl``: loss terms, intra top-1, cycle-consistency rate, learning rate."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+
+from .images import new_figure
+
+PANELS = (
+    ("loss", "loss", "Loss terms", ("loss", "loss_intra", "loss_cycle")),
+    ("intra top-1", "fraction of queries", "Intra top-1 (positive ranked first)", ("intra_top1",)),
+    ("cycle rate", "fraction of queries", "Cycle-consistency rate", ("cycle_rate",)),
+    ("lr", "learning rate", "Learning rate", ("lr",)),
+)
+STYLES = {"loss": "-", "loss_intra": "--", "loss_cycle": ":"}
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    """Rows of ``metrics.jsonl`` (a run directory works too); a torn last line is skipped."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "metrics.jsonl"
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def smooth(values, window: int) -> np.ndarray:
+    """Trailing moving average (the first points average what exists so far)."""
+    v = np.asarray(values, dtype=float)
+    if window <= 1 or len(v) == 0:
+        return v
+    c = np.cumsum(np.insert(v, 0, 0.0))
+    idx = np.arange(1, len(v) + 1)
+    lo = np.maximum(idx - window, 0)
+    return (c[idx] - c[lo]) / (idx - lo)
+
+
+def training_curves_figure(runs, *, smoothing: int | None = None):
+    """Four panels of one or more runs.
+
+    Args:
+        runs: a ``metrics.jsonl`` path, a run directory, a list of metric rows, or a dict
+            name -> any of these (one colour per run).
+        smoothing: moving-average window in steps (default: 1/50 of the longest run).
+    """
+    if not isinstance(runs, dict):
+        runs = {"": runs}
+    runs = {name: read_metrics(r) if isinstance(r, (str, Path)) else list(r) for name, r in runs.items()}
+    longest = max((len(r) for r in runs.values()), default=0)
+    window = smoothing or max(1, longest // 50)
+    fig = new_figure(15, 3.6, layout="constrained")
+    axes = fig.subplots(1, len(PANELS))
+    colours = matplotlib.colormaps["tab10"]
+    for ax, (_, ylabel, title, keys) in zip(axes, PANELS):
+        for i, (name, rows) in enumerate(runs.items()):
+            steps = [r["step"] for r in rows]
+            for key in keys:
+                if not rows or key not in rows[0]:
+                    continue
+                label = " ".join(x for x in (name, key if len(keys) > 1 else "") if x) or None
+                values = [r[key] for r in rows]
+                ax.plot(steps, values if key == "lr" else smooth(values, window), STYLES.get(key, "-"),
+                        color=colours(i), label=label)
+        ax.set(xlabel="step", ylabel=ylabel, title=title)
+        if ylabel == "fraction of queries":
+            ax.set_ylim(-0.02, 1.02)
+        if not ax.lines:
+            ax.text(0.5, 0.5, "not logged by this method", ha="center", va="center", transform=ax.transAxes,
+                    color="grey")
+        elif any(line.get_label() and not line.get_label().startswith("_") for line in ax.lines):
+            ax.legend(fontsize=7)
+    if window > 1:
+        fig.suptitle(f"moving average over {window} steps (learning rate unsmoothed)", fontsize=9)
+    return fig

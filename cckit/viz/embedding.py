@@ -1,0 +1,130 @@
+"""Embedding maps: UMAP (umap-learn) of frame features, with t-SNE and PCA as fallbacks."""
+from __future__ import annotations
+
+import warnings
+
+import matplotlib
+import numpy as np
+import torch
+from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+
+from .bank import FrameBank
+from .images import new_figure
+
+METHOD_LABELS = {"umap": "UMAP", "tsne": "t-SNE", "pca": "PCA"}
+SPACE_LABELS = {"features": "backbone features", "intra": "intra head z", "cycle": "cycle head c"}
+
+
+def embed_2d(features, *, method: str = "umap", seed: int = 0, n_neighbors: int = 15,
+             min_dist: float = 0.1) -> tuple[np.ndarray, str]:
+    """(N, 2) map of (N, d) features and the method actually used.
+
+    ``method`` is ``"umap"`` (cosine metric), ``"tsne"`` or ``"pca"``. UMAP falls back to t-SNE
+    when umap-learn is not installed, and both fall back to PCA when there are too few points
+    for a neighbourhood graph (fewer than 8).
+    """
+    x = torch.as_tensor(features).float().cpu().numpy()
+    n = len(x)
+    if method not in METHOD_LABELS:
+        raise ValueError(f"method must be one of {', '.join(METHOD_LABELS)}, got {method!r}")
+    if n < 8:
+        method = "pca"
+    if method == "umap":
+        try:
+            import umap
+        except ImportError:
+            method = "tsne"
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # n_jobs vs random_state, spectral-init notices on tiny graphs
+                reducer = umap.UMAP(n_neighbors=min(n_neighbors, n - 1), min_dist=min_dist, metric="cosine",
+                                    random_state=seed)
+                return np.asarray(reducer.fit_transform(x)), "umap"
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+        return TSNE(perplexity=min(30.0, (n - 1) / 3), init="pca", random_state=seed).fit_transform(x), "tsne"
+    from sklearn.decomposition import PCA
+    return PCA(n_components=2, random_state=seed).fit_transform(x), "pca"
+
+
+def embedding_figure(coords: np.ndarray, groups, *, group_names: list[str] | None = None, images=None,
+                     thumbnails: int = 30, thumbnail_px: int = 22, method: str = "umap", title: str = "",
+                     legend_title: str = "class", ax=None, seed: int = 0):
+    """Scatter of a 2-D map coloured by ``groups`` (class, video, method, ...), with image thumbnails.
+
+    Args:
+        coords: (N, 2) from :func:`embed_2d`.
+        groups: (N,) int group of each point; up to 20 groups get a legend, more a colour bar.
+        group_names: names of groups 0..G-1 for the legend.
+        images: optional (N, H, W, 3) uint8; ``thumbnails`` of them, drawn at random, are placed
+            on their points.
+        ax: draw into this axes (a new figure otherwise). Returns the figure.
+    """
+    groups = np.asarray(torch.as_tensor(groups).cpu())
+    if ax is None:
+        fig = new_figure(6.4, 5.6, layout="constrained")
+        ax = fig.add_subplot()
+    fig = ax.figure
+    uniq = np.unique(groups)
+    name = lambda g: group_names[g] if group_names and 0 <= g < len(group_names) else str(g)  # noqa: E731
+    colour_of = {}
+    if len(uniq) <= 20:
+        cmap = matplotlib.colormaps["tab10" if len(uniq) <= 10 else "tab20"]
+        for i, g in enumerate(uniq):
+            pick = groups == g
+            colour_of[g] = cmap(i % cmap.N)
+            ax.scatter(coords[pick, 0], coords[pick, 1], s=10, color=colour_of[g], label=name(int(g)), alpha=0.8)
+        ax.legend(title=legend_title, fontsize=7, title_fontsize=8, markerscale=1.5, loc="center left",
+                  bbox_to_anchor=(1.01, 0.5), frameon=False)
+    else:
+        points = ax.scatter(coords[:, 0], coords[:, 1], s=10, c=groups, cmap="viridis", alpha=0.8)
+        fig.colorbar(points, ax=ax, label=legend_title, shrink=0.8)
+    if images is not None and thumbnails > 0:
+        rng = np.random.default_rng(seed)
+        for j in rng.choice(len(coords), size=min(thumbnails, len(coords)), replace=False):
+            image = np.asarray(images[j])
+            colour = colour_of.get(groups[j])  # thumbnails framed in their group's colour
+            box = AnnotationBbox(OffsetImage(image, zoom=thumbnail_px / image.shape[0]), coords[j],
+                                 frameon=colour is not None, pad=0.1,
+                                 bboxprops={"edgecolor": colour, "linewidth": 1.5} if colour is not None else None)
+            ax.add_artist(box)
+    label = METHOD_LABELS.get(method, method)
+    ax.set(xlabel=f"{label} 1", ylabel=f"{label} 2", title=title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return fig
+
+
+def bank_groups(bank: FrameBank, color_by: str) -> tuple[torch.Tensor, list[str] | None, str]:
+    """``(groups, names, legend title)`` of a bank's frames for ``color_by`` = ``"class"`` or ``"video"``."""
+    if color_by == "class":
+        return bank.labels, bank.class_names or None, "class"
+    if color_by == "video":
+        return torch.unique(bank.video_ids, return_inverse=True)[1], None, "video (index)"
+    raise ValueError(f"color_by must be 'class' or 'video', got {color_by!r}")
+
+
+def compare_embeddings_figure(banks: dict[str, FrameBank], *, color_by: str = "class", space: str = "features",
+                              method: str = "umap", thumbnails: int = 20, seed: int = 0,
+                              coords: dict[str, np.ndarray] | None = None):
+    """One map per bank (e.g. per method), side by side, same colouring; ``coords`` skips the fitting.
+
+    The maps are fitted independently, so compare the grouping inside each panel, not positions
+    across panels. The fitted maps are kept in ``fig.cckit_coords`` (name -> (N, 2)).
+    """
+    fig = new_figure(5.2 * len(banks) + 1.2, 5.0, layout="constrained")
+    axes = fig.subplots(1, len(banks), squeeze=False)[0]
+    fitted = {}
+    for ax, (name, bank) in zip(axes, banks.items()):
+        if coords is not None and name in coords:
+            xy, used = coords[name], method
+        else:
+            xy, used = embed_2d(bank.space(space), method=method, seed=seed)
+        fitted[name] = xy
+        groups, names, legend = bank_groups(bank, color_by)
+        embedding_figure(xy, groups, group_names=names, images=bank.images, thumbnails=thumbnails, method=used,
+                         title=f"{name}: {METHOD_LABELS[used]} of {SPACE_LABELS.get(space, space)}", legend_title=legend, ax=ax, seed=seed)
+        if ax is not axes[-1] and ax.get_legend() is not None:
+            ax.get_legend().remove()  # one legend, on the right
+    fig.cckit_coords = fitted
+    return fig

@@ -1,0 +1,74 @@
+"""The method comparison: mean ± std tables, diagnostics by hand, and a resumable end-to-end run."""
+import json
+
+import pytest
+import torch
+
+from cckit.compare import cycle_diagnostics, markdown_table, summarize, training_diagnostics
+
+
+def test_summary_and_table_are_mean_and_sample_std_over_seeds():
+    entries = [{"method": "cycle_contrast", "seed": s, "knn_top1": v, "train_seconds": t, "final_cycle_rate": c}
+               for s, v, t, c in ((0, 0.5, 100.0, 0.1), (1, 0.6, 110.0, 0.2), (2, 0.7, 120.0, 0.3))]
+    entries.append({"method": "pixels", "seed": 0, "knn_top1": 0.42})
+    summary = summarize(entries)
+    assert summary["cycle_contrast"]["knn_top1"] == {"mean": pytest.approx(0.6), "std": pytest.approx(0.1), "n": 3}
+    assert summary["pixels"]["knn_top1"] == {"mean": 0.42, "std": 0.0, "n": 1}
+    table = markdown_table({"entries": entries})
+    metrics_table = table.split("\n\n")[0]
+    rows = {line.split(" | ")[0].strip("| "): line for line in metrics_table.splitlines() if line.startswith("| ")}
+    assert "| 60.0 ± 10.0 |" in rows["cycle_contrast"] and "| 110 ± 10 |" in rows["cycle_contrast"]
+    assert "| 42.0 |" in rows["pixels"] and "—" in rows["pixels"]
+    assert "20.0 ± 10.0" in table  # the cycle rate in the diagnostics table
+
+
+def test_cycle_diagnostics_by_hand():
+    # frames of videos 0, 0, 1, 2 with classes 0, 0, 0, 1
+    feats = torch.tensor([[1.0, 0.0], [0.9, 0.1], [1.0, 0.05], [0.0, 1.0]])
+    vids, labels = torch.tensor([0, 0, 1, 2]), torch.tensor([0, 0, 0, 1])
+    # forward NN (other videos): 0->2, 1->2, 2->0, 3->1; back NN (not the NN's video): 2->0, 2->0, 0->2, 1->2
+    out = cycle_diagnostics(feats, vids, labels)
+    assert out == {"nn_same_class": 0.75, "cycle_back_video": 0.75, "cycle_back_class": 0.75}
+
+
+def test_training_diagnostics_average_the_last_tenth(tmp_path):
+    rows = [{"step": i + 1, "loss": float(i), "intra_top1": 0.5, "cycle_rate": i / 100, "images_per_s": 8.0}
+            for i in range(20)]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"torn')
+    d = training_diagnostics(tmp_path / "metrics.jsonl", batch_size=16)
+    assert d["final_loss"] == pytest.approx(18.5) and d["final_cycle_rate"] == pytest.approx(0.185)
+    assert d["final_intra_top1"] == 0.5 and "final_support_entropy" not in d
+    assert d["step_seconds_total"] == pytest.approx(20 * 16 / 8.0)
+
+
+def test_compare_runs_every_method_and_floor_then_resumes_without_retraining(tiny_overrides, tmp_path, monkeypatch):
+    import cckit.train
+    from cckit.compare import compare_methods
+    from cckit.config import load_config
+    from cckit.errors import ConfigError
+
+    cfg = load_config(None, tiny_overrides + ["train.max_steps=2", "eval.track_max_videos=2",
+                                              "eval.linear_weight_decay=[0.01]", "eval.linear_max_iter=50"])
+    out, runs = tmp_path / "results", tmp_path / "runs"
+    res = compare_methods(cfg, methods=("moco_v2", "cycle_contrast"), seeds=(0,), out_dir=out, runs_root=runs)
+    got = [(e["method"], e["seed"]) for e in res["entries"]]
+    assert got == [("pixels", 0), ("static_box", 0), ("random_init", 0), ("moco_v2", 0), ("cycle_contrast", 0)]
+    cc = res["entries"][-1]
+    for key in ("knn_top1", "linear_top1", "video_knn_top1", "video_linear_top1", "track_precision", "track_auc",
+                "train_seconds", "final_cycle_rate", "final_support_entropy", "cycle_back_video"):
+        assert isinstance(cc[key], float), key
+    assert cc["steps"] == 2 and "final_cycle_rate" not in res["entries"][3]  # moco_v2 has no cycle
+    assert "track_precision" not in res["entries"][0] and "knn_top1" not in res["entries"][1]
+    assert json.loads((out / "compare_methods.json").read_text())["entries"] == res["entries"]
+    table = (out / "compare_methods.md").read_text()
+    assert table.count("\n| cycle_contrast |") == 2 and (out / "compare_methods_tracking.png").is_file()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished (method, seed) was trained again")
+
+    monkeypatch.setattr(cckit.train, "train", no_training)
+    again = compare_methods(cfg, methods=("moco_v2", "cycle_contrast"), seeds=(0,), out_dir=out, runs_root=runs)
+    assert again["entries"] == res["entries"]
+    other = load_config(None, tiny_overrides + ["train.max_steps=3"])
+    with pytest.raises(ConfigError, match="another config"):
+        compare_methods(other, methods=("moco_v2",), seeds=(0,), out_dir=out, runs_root=runs)

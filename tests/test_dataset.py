@@ -1,0 +1,130 @@
+"""Tests for cckit.data.dataset: training items pure in (seed, epoch, index), frame sampling rules,
+the frame store's paths, and the replacement of a video that fails mid-run (counted, never a crash)."""
+
+import json
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from cckit.config import DataConfig, load_config
+from cckit.data import dataset as dataset_module
+from cckit.data import video_index
+from cckit.data.dataset import FrameStore, TrainClips
+from cckit.data.index import index_data
+from cckit.errors import DataError
+
+
+@pytest.fixture(autouse=True)
+def _private_index_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("CCKIT_CACHE_DIR", str(tmp_path / "cache"))
+    video_index._MEMORY.clear()
+
+
+def _write(path, num_frames, seed, size=32):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width = stream.height = size
+        stream.pix_fmt, stream.options = "yuv420p", {"g": "3"}
+        for _ in range(num_frames):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+
+
+@pytest.fixture
+def videos(tmp_path):
+    """8 videos of 1-8 frames under <root>/<class>/."""
+    root = tmp_path / "videos"
+    for v in range(8):
+        _write(root / f"c{v % 2}" / f"v{v}.mp4", v + 1, seed=v)
+    return root
+
+
+def _cfg(root, **kw):
+    return DataConfig(source="videos", root=str(root), crop_size=16, workers=0, **kw)
+
+
+def _records(root):
+    return index_data(_cfg(root)).splits["train"]
+
+
+def test_items_are_pure_and_identical_with_or_without_the_frame_cache(videos):
+    records = _records(videos)
+    cached = TrainClips(records, _cfg(videos, cache_frames=True), seed=3)
+    streamed = TrainClips(records, _cfg(videos, cache_frames=False), seed=3)
+    assert cached.frames.cache is not None and streamed.frames.cache is None
+    for item in (5, (2, 7), (0, 0)):
+        a, b, again = cached[item], streamed[item], cached[item]
+        assert len(a) == 5 and a[4] is False and a[3] == records[item[1] if isinstance(item, tuple) else item].video_id
+        for x, y, z in zip(a[:3], b[:3], again[:3]):
+            assert x.shape == (3, 16, 16)
+            torch.testing.assert_close(x, y, rtol=0, atol=0)  # exact frames through both paths
+            torch.testing.assert_close(x, z, rtol=0, atol=0)
+    assert not torch.equal(cached[(0, 5)][0], cached[(1, 5)][0])  # another epoch, other crops
+
+
+def test_one_frame_videos_and_max_frame_distance(videos):
+    records = _records(videos)
+    clips = TrainClips(records, _cfg(videos, max_frame_distance=2), seed=0)
+    assert clips.sample_frames(0) == (0, 0)  # one frame: x_p comes from the same frame
+    for epoch in range(20):
+        f, f2 = clips.sample_frames(7, epoch)
+        assert 0 <= f < 8 and 0 <= f2 < 8 and abs(f - f2) <= 2
+    uniform = TrainClips(records, _cfg(videos), seed=0)
+    gaps = {abs(f - f2) for f, f2 in (uniform.sample_frames(7, e) for e in range(200))}
+    assert max(gaps) > 2
+
+
+def test_cache_limit_falls_back_to_reading_on_demand(videos):
+    records = _records(videos)
+    store = FrameStore(records, cache=True, cache_limit_gb=1e-6)
+    assert store.cache is None and store.memory_bytes() == sum(r.num_frames for r in records) * 32 * 32 * 3
+    np.testing.assert_array_equal(store.get(7, [6, 1]), FrameStore(records, cache=True).get(7, [6, 1]))
+
+
+def _break(path):
+    path.write_bytes(b"\x00" * 1000)  # the file changed on disk after indexing
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_a_video_that_breaks_after_indexing_is_replaced_deterministically(videos, cache):
+    records = _records(videos)
+    broken = [r.path for r in records].index(str(videos / "c1" / "v5.mp4"))
+    cfg = _cfg(videos, cache_frames=cache, on_error="skip")
+    _break(videos / "c1" / "v5.mp4")
+    clips = TrainClips(records, cfg, seed=1)
+    for epoch in range(3):
+        x_q, x_k, x_p, video_id, replaced = clips[(epoch, broken)]
+        assert replaced is True and video_id != records[broken].video_id
+        again = clips[(epoch, broken)]
+        assert again[3] == video_id and torch.equal(again[0], x_q)
+    assert clips[(0, broken - 1)][4] is False
+    if cache:  # with on_error=raise the store refuses to start instead
+        with pytest.raises(DataError, match=r"v5\.mp4"):
+            TrainClips(records, _cfg(videos, cache_frames=True), seed=1)
+
+
+def test_replaced_samples_are_counted_in_the_training_metrics(videos, tmp_path, tiny_overrides, monkeypatch):
+    """A read failure mid-run (here injected for one video) neither crashes training nor goes unseen."""
+    from cckit.train import train
+
+    broken = str(videos / "c0" / "v2.mp4")
+    real = dataset_module.read_frames
+
+    def flaky(path, indices, **kw):
+        if path == broken:
+            raise DataError(f"{path}: decoding failed after 0 frames (injected)")
+        return real(path, indices, **kw)
+
+    monkeypatch.setattr(dataset_module, "read_frames", flaky)
+    overrides = [o for o in tiny_overrides if not o.startswith(("data.root", "run_dir"))]
+    cfg = load_config(None, overrides + [f"data.root={videos}", "data.source=videos", "data.cache_frames=false",
+                                         f"run_dir={tmp_path / 'run'}", "train.max_steps=3"])
+    result = train(cfg, progress=False)
+    assert result["steps"] == 3
+    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [line["replaced_samples"] for line in lines] == [1, 1, 1]  # batch 8 = all 8 videos, one broken
