@@ -200,7 +200,7 @@ print("after", model.queue_ptr.tolist(), "· first rows hold video ids", model.q
 torch.manual_seed(cfg.train.seed)
 twin = CycleContrastModel(cfg.model).to(device).train()
 twin_stats = train_step(twin, build_optimizer(twin, cfg), (x_q, x_k, x_p, video_ids), cfg, step=0, lr=cfg.train.lr)
-same = {"loss": abs(twin_stats["loss"] - float(loss)) < 1e-5,
+same = {"loss": abs(twin_stats["loss"] - loss.item()) < 1e-5,
         "weights": all(torch.allclose(a, b, atol=1e-6) for a, b in zip(model.parameters(), twin.parameters())),
         "queues": torch.allclose(model.queue_cycle, twin.queue_cycle, atol=1e-6)}
 assert all(same.values()), same
