@@ -54,7 +54,7 @@ def embedding_figure(coords: np.ndarray, groups, *, group_names: list[str] | Non
 
     Args:
         coords: (N, 2) from :func:`embed_2d`.
-        groups: (N,) int group of each point; up to 20 groups get a legend, more a colour bar.
+        groups: (N,) int group of each point; up to 20 groups get a legend, more share 20 colours.
         group_names: names of groups 0..G-1 for the legend.
         images: optional (N, H, W, 3) uint8; ``thumbnails`` of them, drawn at random, are placed
             on their points.
@@ -76,9 +76,13 @@ def embedding_figure(coords: np.ndarray, groups, *, group_names: list[str] | Non
             ax.scatter(coords[pick, 0], coords[pick, 1], s=10, color=colour_of[g], label=name(int(g)), alpha=0.8)
         ax.legend(title=legend_title, fontsize=7, title_fontsize=8, markerscale=1.5, loc="center left",
                   bbox_to_anchor=(1.01, 0.5), frameon=False)
-    else:
-        points = ax.scatter(coords[:, 0], coords[:, 1], s=10, c=groups, cmap="viridis", alpha=0.8)
-        fig.colorbar(points, ax=ax, label=legend_title, shrink=0.8)
+    else:  # many groups (videos): 20 colours shuffled over the groups, so neighbouring ids differ
+        cmap = matplotlib.colormaps["tab20"]
+        shuffled = np.random.default_rng(seed).permutation(len(uniq))
+        index = shuffled[np.searchsorted(uniq, groups)] % cmap.N
+        ax.scatter(coords[:, 0], coords[:, 1], s=10, color=cmap(index), alpha=0.8)
+        ax.text(0.01, 0.01, f"colour = {legend_title} ({len(uniq)}, 20 colours reused)", transform=ax.transAxes,
+                fontsize=7, color="grey", va="bottom")
     if images is not None and thumbnails > 0:
         rng = np.random.default_rng(seed)
         for j in rng.choice(len(coords), size=min(thumbnails, len(coords)), replace=False):
@@ -100,7 +104,7 @@ def bank_groups(bank: FrameBank, color_by: str) -> tuple[torch.Tensor, list[str]
     if color_by == "class":
         return bank.labels, bank.class_names or None, "class"
     if color_by == "video":
-        return torch.unique(bank.video_ids, return_inverse=True)[1], None, "video (index)"
+        return torch.unique(bank.video_ids, return_inverse=True)[1], None, "video"
     raise ValueError(f"color_by must be 'class' or 'video', got {color_by!r}")
 
 

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from .bank import FrameBank
+from .embedding import SPACE_LABELS
 from .images import BAD_COLOUR, OK_COLOUR, new_figure, show_image
 
 
@@ -36,6 +37,6 @@ def retrieval_grid_figure(query_bank: FrameBank, memory_bank: FrameBank, query_r
             show_image(axes[i, j + 1], memory_bank.images[row],
                        f"#{j + 1} cos {float(sims[i, j]):.2f}\nclass {memory_bank.class_name(label)}",
                        border=OK_COLOUR if label == qlabel else BAD_COLOUR)
-    fig.suptitle(f"{memory_bank.name}: {k} nearest training frames of each test frame ({space}; green = same class)",
+    fig.suptitle(f"{memory_bank.name}: {k} nearest training frames of each test frame ({SPACE_LABELS.get(space, space)}; green = same class)",
                  fontsize=10)
     return fig
