@@ -38,6 +38,7 @@ class DataConfig:
     grayscale_prob: float = 0.2  # probability of grayscale
     blur_prob: float = 0.5  # probability of Gaussian blur (sigma scaled to the crop size)
     flip: bool = True  # random horizontal flip
+    augment: str = "loader"  # where the augmentations run: "loader" (CPU workers) or "device" (batched on the training device)
     workers: int = 2  # DataLoader worker processes (0: load in the main process)
     cache_frames: bool = True  # decode every video once and keep the frames in memory (small data)
     on_error: str = "raise"  # unusable video/frame file while indexing: "raise" (DataError) or "skip" (listed in the report)
@@ -95,6 +96,7 @@ class TrainConfig:
     checkpoint_every: int = 0  # steps between checkpoints (0: once per epoch)
     keep_checkpoints: int = 2  # numbered checkpoints step_<N>.pt kept beside last.pt (0: only last.pt)
     threads: int = 0  # torch CPU threads (0: torch default)
+    compile: bool = False  # torch.compile the online encoder (first steps slower while it compiles)
 
 
 @dataclass(frozen=True)
@@ -315,6 +317,7 @@ def validate(cfg: Config) -> None:
         (d.size % 2 == 0 and d.size >= 8, "data.size", "must be even and >= 8 (H.264 needs even sides)"),
         (d.crop_size >= 8, "data.crop_size", "must be >= 8"),
         (0 <= d.hue <= 0.5, "data.hue", "must be in [0, 0.5]"),
+        (d.augment in ("loader", "device"), "data.augment", "must be 'loader' or 'device'"),
         (0 < d.crop_scale[0] <= d.crop_scale[1] <= 1, "data.crop_scale", "must satisfy 0 < lo <= hi <= 1"),
         (1 <= d.frames_per_video[0] <= d.frames_per_video[1], "data.frames_per_video", "must satisfy 1 <= lo <= hi"),
         (d.num_train >= 1 and d.num_test >= 1, "data.num_train", "need at least one train and one test video"),

@@ -19,6 +19,7 @@ from .checkpoint import find_resumable, load_checkpoint, rng_state, save_numbere
 from .config import Config, to_dict
 from .data.dataset import RunBatches, TrainClips, steps_per_epoch
 from .data.index import load_splits
+from .data.transforms import DeviceAugment
 from .distributed import all_gather, all_reduce_mean, barrier, init_distributed
 from .errors import TrainingError, TrainingInterrupted  # noqa: F401  (raised here; importable from cckit.train)
 from .model import CycleContrastModel, enqueue, update_momentum
@@ -65,7 +66,7 @@ def train_step(model: CycleContrastModel, optimizer: torch.optim.Optimizer, batc
 
     # 1. encode: online query, momentum keys (x_k) and positives (x_p) in one momentum pass
     with autocast(device, dtype):
-        q_z, q_c = (encoder or model.encoder)(x_q)  # N x D each
+        q_z, q_c = (model.encoder if encoder is None else encoder)(x_q)  # N x D each
         mark("forward_query")
         keys_in = torch.cat([x_k, x_p]) if needs_other_frame else x_k
         m_z, m_c = model.encode_momentum(keys_in, generator=step_generator(cfg.train.seed, step, salt=1))
@@ -289,6 +290,9 @@ def train(cfg: Config, *, progress: bool = True) -> dict:
     if dist_info.enabled:
         encoder = torch.nn.parallel.DistributedDataParallel(
             model.encoder, device_ids=[device.index] if device.type == "cuda" else None)
+    if t.compile:  # the compiled wrapper shares the parameters; checkpoints keep plain names
+        encoder = torch.compile(encoder)
+    augment = DeviceAugment(cfg.data) if cfg.data.augment == "device" else None
     metrics_path = run_dir / "metrics.jsonl"
     if main:
         (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
@@ -310,6 +314,8 @@ def train(cfg: Config, *, progress: bool = True) -> dict:
             tic = time.perf_counter()
             for batch in loader:
                 data_wait = time.perf_counter() - tic
+                if augment is not None:  # (frames, seeds, ids, replaced) -> (x_q, x_k, x_p, ids, replaced)
+                    batch = (*augment(batch[0], batch[1], device), *batch[2:])
                 values = train_step(model, optimizer, batch, cfg, step=step, lr=float(lrs[step]), dtype=dtype,
                                     scaler=scaler, encoder=encoder)
                 values = all_reduce_mean(values)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+from torchvision.transforms import v2
 
 from ..config import DataConfig
 from ..errors import DataError
@@ -116,7 +117,9 @@ class FrameStore:
 class TrainClips(Dataset):
     """Item ``i`` of epoch ``e``: two crops of a random frame f and one crop of a frame f' of video i.
 
-    Returns ``(x_q, x_k, x_p, video_id, replaced)`` with images (3, S, S) float. ``f'`` is uniform
+    Returns ``(x_q, x_k, x_p, video_id, replaced)`` with images (3, S, S) float; with
+    ``data.augment=device`` it returns ``(frames, seed, video_id, replaced)`` instead, the uint8
+    frames f and f' (2, 3, size, size) for :class:`~cckit.data.transforms.DeviceAugment`. ``f'`` is uniform
     over the video, or within ``max_frame_distance`` of f; a one-frame video uses f itself. If
     video i fails to read (a file changed on disk since it was indexed), another video drawn from
     ``(seed, epoch, i)`` stands in, ``video_id`` is the stand-in's and ``replaced`` is True.
@@ -173,9 +176,14 @@ class TrainClips(Dataset):
         # Augmentations: pure in (seed, epoch, i). Only the CPU generator is (re)seeded:
         # torch.manual_seed would also queue a lazy CUDA seeding that records a stack trace,
         # which cost more than the augmentations of a small frame.
+        seed = _item_seed(self.seed, epoch, i, 2)
+        if self.cfg.augment == "device":  # DeviceAugment draws the same parameters from `seed`
+            if images.shape[-2:] != (self.cfg.size, self.cfg.size):  # frames of one size batch together
+                images = v2.functional.resize(images, [self.cfg.size, self.cfg.size], antialias=True)
+            return images, seed, self.records[j].video_id, replaced
         generator = torch.default_generator
         state = generator.get_state()
-        generator.manual_seed(_item_seed(self.seed, epoch, i, 2))
+        generator.manual_seed(seed)
         x_q, x_k, x_p = self.transform(images[0]), self.transform(images[0]), self.transform(images[1])
         generator.set_state(state)
         return x_q, x_k, x_p, self.records[j].video_id, replaced

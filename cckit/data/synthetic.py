@@ -44,6 +44,7 @@ class MotionStyle:
     background_colour_strength: float = 0.25  # 0 = grey background, 1 = saturated colour
     foreground_colour_strength: float = 0.3  # 0 = white digit, 1 = saturated colour
     noise_std: float = 0.01  # per-pixel Gaussian noise std, in [0, 1] intensity units
+    background_level: tuple[float, float] = (0.1, 0.35)  # dark background intensity, drawn per video
     motions: tuple[str, ...] = MOTIONS  # motion types, one drawn uniformly per video
 
     def __post_init__(self) -> None:
@@ -127,7 +128,7 @@ def _background(size: int, style: MotionStyle, hue: float, rng: np.random.Genera
     # A dark and a light colour of nearby hues; contrast 0 leaves the flat dark one, so the
     # (bright) digit stays the dominant content in mild styles.
     strength = style.background_colour_strength
-    dark = rng.uniform(0.1, 0.35) * _hue_rgb(hue, strength)
+    dark = rng.uniform(*style.background_level) * _hue_rgb(hue, strength)
     light = rng.uniform(0.6, 0.95) * _hue_rgb(hue + rng.uniform(-0.15, 0.15), strength)
     return dark + style.background_contrast * texture[..., None] * (light - dark)
 
