@@ -54,6 +54,15 @@ STYLES = {
     "H": MotionStyle(digit_scale=(0.3, 0.75), max_shift=0.45, max_rotation_deg=20.0, scale_jitter=0.2,
                      brightness_jitter=0.15, background_contrast=0.1, background_colour_strength=0.0,
                      foreground_colour_strength=0.0, noise_std=0.01),
+    # shape only: one flat background level for every video, no colour, large pose change within a
+    # video, so the digit's shape is the only cue that links two frames of a video
+    "S": MotionStyle(digit_scale=(0.4, 0.7), max_shift=0.5, max_rotation_deg=30.0, scale_jitter=0.3,
+                     brightness_jitter=0.2, background_contrast=0.0, background_colour_strength=0.0,
+                     foreground_colour_strength=0.0, background_level=(0.15, 0.15), noise_std=0.02),
+    # as S with smaller digits, more travel, rotation and zoom: lower floors
+    "T": MotionStyle(digit_scale=(0.35, 0.6), max_shift=0.7, max_rotation_deg=40.0, scale_jitter=0.4,
+                     brightness_jitter=0.2, background_contrast=0.0, background_colour_strength=0.0,
+                     foreground_colour_strength=0.0, background_level=(0.15, 0.15), noise_std=0.02),
     # the named harder variant
     "hard": "hard",
 }
