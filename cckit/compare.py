@@ -38,10 +38,12 @@ DIAGNOSTICS = ("intra_top1", "cycle_rate", "support_entropy", "loss")
 
 def comparison_key(cfg: Config) -> str:
     """Identity of what a comparison measures: the config less run_dir, resume, method name, seed
-    and settings that change speed but not results (threads, workers, logging, eval batch, cache)."""
+    and settings that change speed but not results (threads, workers, logging, eval batch, cache,
+    where augmentations run, torch.compile)."""
     values = to_dict(cfg)
     for section, key in (("method", "name"), ("train", "seed"), ("train", "threads"), ("train", "log_every"),
-                         ("data", "workers"), ("eval", "batch_size"), ("eval", "cache_dir")):
+                         ("data", "workers"), ("data", "augment"), ("train", "compile"), ("eval", "batch_size"),
+                         ("eval", "cache_dir")):
         values[section].pop(key, None)
     values.pop("run_dir"), values.pop("resume")
     return cache_key(json.dumps(values, sort_keys=True))

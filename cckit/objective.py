@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from .config import MethodConfig
 from .losses import (contrastive_logits, cycle_back_loss, cycle_rank1, hard_nearest_neighbor,
@@ -80,10 +81,17 @@ def compute_objective(emb: Embeddings, queue_intra: torch.Tensor, queue_intra_id
         positive = emb.positive_intra
     elif cfg.name == "forward_nn":
         if cfg.nn == "hard":
-            positive, _ = hard_nearest_neighbor(emb.positive_intra, negatives, own_video)
+            positive, weights = hard_nearest_neighbor(emb.positive_intra, negatives, own_video)
         else:
             t_nn = cfg.nn_temperature or t
-            positive, _ = soft_nearest_neighbor(emb.positive_intra, negatives, t_nn, own_video)
+            positive, weights = soft_nearest_neighbor(emb.positive_intra, negatives, t_nn, own_video)
+        # The neighbour is a queue row: left among the negatives it would compete with itself (a
+        # hard positive then ties with its own copy). Its video's keys are masked out, as the
+        # query's own video's are.
+        nn_video = queue_intra_ids[weights.argmax(dim=1)]  # N
+        same_as_nn = queue_intra_ids[None, :] == nn_video[:, None]  # N x K
+        same_as_nn |= F.one_hot(weights.argmax(dim=1), negatives.shape[0]).bool()  # the row itself (id -1 slots)
+        own_video = same_as_nn if own_video is None else own_video | same_as_nn
     else:
         raise ValueError(f"method.name: unknown method {cfg.name!r}")
     positive = positive.detach()

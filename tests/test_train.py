@@ -46,6 +46,24 @@ def test_objective_is_the_sum_of_its_losses(method):
     torch.testing.assert_close(loss, expected)
 
 
+def test_forward_nn_positive_is_the_neighbour_and_not_also_a_negative():
+    cfg = load_config(None, TINY + ["method.name=forward_nn", "method.nn=hard"]).method
+    emb = embeddings()
+    queue, ids = unit(64, 8, seed=5), torch.arange(64) % 8
+    loss, stats = compute_objective(emb, queue, ids, unit(64, 8, seed=6), ids, cfg, step_generator(0, 3))
+    total = 0.0
+    q, p, Q = emb.query_intra.double(), emb.positive_intra.double(), queue.double()
+    for i in range(q.shape[0]):
+        allowed = ids != emb.video_ids[i]
+        sims = torch.where(allowed, Q @ p[i], torch.tensor(float("-inf"), dtype=torch.float64))
+        r = int(sims.argmax())
+        negatives = Q[allowed & (ids != ids[r])]
+        logits = torch.cat([(q[i] @ Q[r]).view(1), negatives @ q[i]]) / cfg.temperature
+        total += float(torch.logsumexp(logits, 0) - logits[0])
+    assert float(loss) == pytest.approx(total / q.shape[0], rel=1e-5)
+    assert stats["intra_top1"] < 1  # a positive that also sat among the negatives tied with itself: always "top-1"
+
+
 def test_own_video_rows_never_serve_as_neighbours():
     cfg = load_config(None, TINY + ["method.name=cycle_contrast", "method.support_size=63"]).method
     emb = embeddings()
