@@ -33,6 +33,9 @@ def cmd_data_scan(args) -> str | dict:
     report = scan(args.path, source=args.source, on_error=args.on_error, labels=args.labels,
                   train_list=args.train_list, test_list=args.test_list, workers=args.workers,
                   progress=not args.quiet and sys.stderr.isatty())
+    if report["videos"] == 0 and report["skipped"]:  # --on-error skip left nothing: list why, then fail
+        print(json.dumps(report, indent=2) if args.json else format_report(report))
+        raise DataError(f"{args.path}: no usable video ({len(report['skipped'])} files with problems, listed above)")
     return report if args.json else format_report(report)
 
 

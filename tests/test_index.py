@@ -191,6 +191,15 @@ def test_cli_scan_in_a_real_process(class_folders):
     assert f"problems: 1 (these files are left out)\n  {bad}: truncated" in listed.stdout
 
 
+def test_cli_scan_skip_with_nothing_usable_lists_the_problems_and_fails(tmp_path, capsys):
+    make_bad(tmp_path / "data", "truncated")
+    path = tmp_path / "data"
+    assert cli.main(["data", "scan", str(path), "--on-error", "skip", "--quiet"]) == 2
+    out, err = capsys.readouterr()
+    assert "problems: 1 (these files are left out)" in out and "truncated" in out
+    assert err.strip().startswith(f"cckit: error: {path}: no usable video (1 files with problems")
+
+
 def test_cli_scan_json(class_folders, capsys):
     assert cli.main(["data", "scan", str(class_folders), "--json", "--quiet"]) == 0
     report = json.loads(capsys.readouterr().out)
