@@ -75,6 +75,7 @@ class MethodConfig:
     nn: str = "soft"  # "soft" or "hard" nearest neighbour (cycle_contrast and forward_nn)
     exclude_own_video: bool = True  # keys of the query's own video are neither negatives nor support rows
     batch_negatives: bool = False  # also use this step's keys of other videos as negatives (paper: queue only)
+    query_negatives: bool = False  # also use the other videos' queries, with gradient, as negatives (SimCLR-style; paper: no)
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,10 @@ def compute_objective(emb: Embeddings, queue_intra: torch.Tensor, queue_intra_id
     positive = positive.detach()
     if cfg.batch_negatives:
         negatives, own_video = with_batch_negatives(negatives, own_video, emb.key_intra, emb.video_ids)
+    if cfg.query_negatives:  # the batch's queries repel each other directly (gradient on both sides)
+        same = emb.video_ids[:, None] == emb.video_ids[None, :]  # includes the query itself
+        own_video = same if own_video is None else torch.cat([same, own_video], dim=1)
+        negatives = torch.cat([emb.query_intra, negatives])
 
     loss_intra = info_nce(emb.query_intra, positive, negatives, t, own_video)
     with torch.no_grad():

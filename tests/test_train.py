@@ -64,6 +64,25 @@ def test_forward_nn_positive_is_the_neighbour_and_not_also_a_negative():
     assert stats["intra_top1"] < 1  # a positive that also sat among the negatives tied with itself: always "top-1"
 
 
+def test_query_negatives_add_the_other_queries_with_gradient():
+    cfg = load_config(None, TINY + ["method.name=intra_video", "method.query_negatives=true"]).method
+    emb = embeddings()
+    emb.video_ids[1] = emb.video_ids[0]  # two queries of one video do not repel each other
+    queue, ids = unit(64, 8, seed=5), torch.arange(64) % 8 + 100
+    loss, _ = compute_objective(emb, queue, ids, unit(64, 8, seed=6), ids, cfg, step_generator(0, 3))
+    q, p, t = emb.query_intra.double(), emb.positive_intra.double(), cfg.temperature
+    total = 0.0
+    for i in range(q.shape[0]):
+        others = [q[j] for j in range(q.shape[0]) if emb.video_ids[j] != emb.video_ids[i]]
+        logits = torch.cat([(q[i] @ p[i]).view(1), torch.stack(others) @ q[i], queue.double() @ q[i]]) / t
+        total += torch.logsumexp(logits, 0) - logits[0]
+    expected = total / q.shape[0]
+    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
+    grad, = torch.autograd.grad(loss, emb.query_intra)
+    grad_ref, = torch.autograd.grad(expected, q)
+    torch.testing.assert_close(grad.double(), grad_ref, rtol=1e-4, atol=1e-6)  # includes the repulsion terms
+
+
 def test_own_video_rows_never_serve_as_neighbours():
     cfg = load_config(None, TINY + ["method.name=cycle_contrast", "method.support_size=63"]).method
     emb = embeddings()
