@@ -114,6 +114,8 @@ def test_unknown_style_raises_config_error(tmp_path, digits):
         make_moving_videos(images, labels, tmp_path, num_videos=1, seed=0, style="medium", **TINY)
     with pytest.raises(ConfigError, match="background_contrast"):
         MotionStyle(background_contrast=2.0)
+    with pytest.raises(ConfigError, match="background_level"):
+        MotionStyle(background_level=(0.4, 0.2))
 
 
 def test_default_dataset_splits_instances_and_is_idempotent(tmp_path):

@@ -55,6 +55,9 @@ class MotionStyle:
         if not self.motions or unknown:
             raise ConfigError(f"motions must be a non-empty subset of {MOTIONS}, "
                               f"got {self.motions}")
+        lo, hi = self.background_level
+        if not 0 <= lo <= hi <= 1:
+            raise ConfigError(f"background_level must be 0 <= lo <= hi <= 1, got {self.background_level}")
         for field in ("background_contrast", "background_colour_strength",
                       "foreground_colour_strength"):
             if not 0 <= getattr(self, field) <= 1:
