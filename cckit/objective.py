@@ -88,9 +88,9 @@ def compute_objective(emb: Embeddings, queue_intra: torch.Tensor, queue_intra_id
         # The neighbour is a queue row: left among the negatives it would compete with itself (a
         # hard positive then ties with its own copy). Its video's keys are masked out, as the
         # query's own video's are.
-        nn_video = queue_intra_ids[weights.argmax(dim=1)]  # N
-        same_as_nn = queue_intra_ids[None, :] == nn_video[:, None]  # N x K
-        same_as_nn |= F.one_hot(weights.argmax(dim=1), negatives.shape[0]).bool()  # the row itself (id -1 slots)
+        nn_row = weights.argmax(dim=1)  # N
+        same_as_nn = queue_intra_ids[None, :] == queue_intra_ids[nn_row][:, None]  # N x K
+        same_as_nn |= F.one_hot(nn_row, negatives.shape[0]).bool()  # the row itself (id -1 slots)
         own_video = same_as_nn if own_video is None else own_video | same_as_nn
     else:
         raise ValueError(f"method.name: unknown method {cfg.name!r}")
