@@ -59,7 +59,7 @@ def test_forward_nn_positive_is_the_neighbour_and_not_also_a_negative():
         r = int(sims.argmax())
         negatives = Q[allowed & (ids != ids[r])]
         logits = torch.cat([(q[i] @ Q[r]).view(1), negatives @ q[i]]) / cfg.temperature
-        total += float(torch.logsumexp(logits, 0) - logits[0])
+        total += float((torch.logsumexp(logits, 0) - logits[0]).detach())
     assert float(loss) == pytest.approx(total / q.shape[0], rel=1e-5)
     assert stats["intra_top1"] < 1  # a positive that also sat among the negatives tied with itself: always "top-1"
 
