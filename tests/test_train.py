@@ -60,7 +60,7 @@ def test_forward_nn_positive_is_the_neighbour_and_not_also_a_negative():
         negatives = Q[allowed & (ids != ids[r])]
         logits = torch.cat([(q[i] @ Q[r]).view(1), negatives @ q[i]]) / cfg.temperature
         total += float((torch.logsumexp(logits, 0) - logits[0]).detach())
-    assert float(loss) == pytest.approx(total / q.shape[0], rel=1e-5)
+    assert loss.item() == pytest.approx(total / q.shape[0], rel=1e-5)
     assert stats["intra_top1"] < 1  # a positive that also sat among the negatives tied with itself: always "top-1"
 
 
@@ -77,7 +77,7 @@ def test_query_negatives_add_the_other_queries_with_gradient():
         logits = torch.cat([(q[i] @ p[i]).view(1), torch.stack(others) @ q[i], queue.double() @ q[i]]) / t
         total += torch.logsumexp(logits, 0) - logits[0]
     expected = total / q.shape[0]
-    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
     grad, = torch.autograd.grad(loss, emb.query_intra)
     grad_ref, = torch.autograd.grad(expected, q)
     torch.testing.assert_close(grad.double(), grad_ref, rtol=1e-4, atol=1e-6)  # includes the repulsion terms
