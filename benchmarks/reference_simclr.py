@@ -35,9 +35,10 @@ def main() -> None:
     p.add_argument("--temperature", type=float, default=0.2)
     p.add_argument("--positive", choices=["frame", "video"], default="video")
     p.add_argument("--stop-grad", action="store_true")
+    p.add_argument("--seed", type=int, default=0, help="weights and data order")
     p.add_argument("overrides", nargs="*", help="key=value config overrides (data.*, model.arch)")
     args = p.parse_args()
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
     cfg = load_config("configs/quickstart.yaml", ["data.source=manifest", f"data.root={args.root}",
                                                    "data.crop_scale=[0.4,1.0]"] + args.overrides)
     splits = load_splits(cfg.data)
