@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from cckit.data.synthetic import (STYLES, MotionStyle, load_digits_arrays, load_manifest,
-                                  make_default_dataset, make_moving_videos, write_manifest)
+from cckit.data.manifest import load_manifest, write_manifest
+from cckit.data.synthetic import STYLES, MotionStyle, load_digits_arrays, make_default_dataset, make_moving_videos
 from cckit.data.video import count_frames, read_all_frames
 from cckit.errors import ConfigError, DataError
 

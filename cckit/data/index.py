@@ -30,7 +30,8 @@ class DataIndex:
 
 def _manifest_entries(cfg: DataConfig, generate: bool) -> tuple[list[Entry], dict[str, int], list[int], list[str]]:
     """Entries of a cckit manifest (generating the default data first for ``source=synthetic``)."""
-    from .synthetic import load_manifest, make_default_dataset
+    from .manifest import load_manifest
+    from .synthetic import make_default_dataset
 
     root = Path(cfg.root)
     if cfg.source == "synthetic" and generate:

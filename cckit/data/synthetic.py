@@ -24,11 +24,11 @@ from PIL import Image
 
 from cckit.errors import ConfigError, DataError
 
+from .manifest import load_manifest, write_manifest
+
 MOTIONS = ("linear", "bounce", "circular", "zoom", "jitter")
-MANIFEST_VERSION = 1
 GENERATOR_VERSION = 1  # bump when rendering changes, so cached datasets are regenerated
 FPS, CODEC, CRF = 10, "libx264", 18
-_RECORD_FIELDS = ("video_id", "path", "split", "label", "num_frames")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -358,62 +358,6 @@ def make_moving_videos(images: np.ndarray, labels: np.ndarray, root: str | os.Pa
     chunks = [jobs[i:i + step] for i in range(0, len(jobs), step)]
     with multiprocessing.get_context().Pool(min(workers, len(chunks))) as pool:
         return [record for chunk in pool.map(_make_chunk, chunks) for record in chunk]
-
-
-def write_manifest(root: str | os.PathLike, records: list[dict], meta: dict) -> Path:
-    """Atomically write ``root/manifest.json`` = ``{"version", "meta", "videos"}``.
-
-    One record per line keeps the file readable and diffable. Written to a temp file in the same
-    directory and renamed, so a reader sees either the old manifest or the complete new one.
-
-    Returns:
-        Path of the manifest.
-    """
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    path, tmp = root / "manifest.json", root / f".manifest.json.{os.getpid()}.tmp"
-    videos = ",\n".join("  " + json.dumps(record) for record in records)
-    text = (f'{{"version": {MANIFEST_VERSION},\n"meta": {json.dumps(meta, indent=1)},\n'
-            f'"videos": [\n{videos}\n]}}\n')
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def load_manifest(root: str | os.PathLike) -> tuple[list[dict], dict]:
-    """Read ``root/manifest.json``.
-
-    Returns:
-        ``(records, meta)``; record paths stay relative to ``root``.
-
-    Raises:
-        DataError: The manifest is missing, not valid JSON, of another version, or a record
-            lacks a required field. The message names the file.
-    """
-    path = Path(root) / "manifest.json"
-    try:
-        with open(path, encoding="utf-8") as f:
-            payload = json.load(f)
-    except FileNotFoundError as error:
-        raise DataError(f"{path}: manifest not found") from error
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DataError(f"{path}: not a readable JSON manifest ({error})") from error
-    if not isinstance(payload, dict) or payload.get("version") != MANIFEST_VERSION:
-        raise DataError(f"{path}: expected a manifest object with version {MANIFEST_VERSION}")
-    meta, records = payload.get("meta"), payload.get("videos")
-    if not isinstance(meta, dict) or not isinstance(records, list):
-        raise DataError(f"{path}: manifest needs a 'meta' object and a 'videos' list")
-    for i, record in enumerate(records):
-        missing = [k for k in _RECORD_FIELDS if not isinstance(record, dict) or k not in record]
-        if missing:
-            raise DataError(f"{path}: video record {i} lacks field(s) {missing}")
-    return records, meta
 
 
 def load_digits_arrays() -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -212,7 +212,7 @@ def manifest_sequences(records, root, frames_store=None, max_videos: int = 0) ->
         max_videos: use the first this many videos (0: all).
     """
     from ..data.dataset import FrameStore
-    from ..data.synthetic import load_manifest
+    from ..data.manifest import load_manifest
     from ..errors import DataError
     from .otb import xyxy_to_xywh
 

@@ -13,7 +13,7 @@ from ..checkpoint import load_checkpoint
 from ..config import Config, config_from_dict, load_config, replace
 from ..data.dataset import EvalFrames, FrameStore, steps_per_epoch
 from ..data.index import load_splits
-from ..data.synthetic import load_manifest
+from ..data.manifest import load_manifest
 from ..errors import DataError
 from ..model import CycleContrastModel
 from ..utils import get_device

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from ..data.dataset import TrainClips, VideoRecord
-from ..data.synthetic import load_manifest
+from ..data.manifest import load_manifest
 from ..data.video import read_frames
 from .images import new_figure, show_image
 
