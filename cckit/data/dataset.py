@@ -22,7 +22,7 @@ from ..config import DataConfig
 from ..errors import DataError
 from .extract import FrameCache
 from .frames import read_frame_files
-from .transforms import eval_transform, train_transform
+from .transforms import eval_transform, seeded_views, train_transform
 from .video import read_all_frames, read_frames
 
 log = logging.getLogger(__name__)
@@ -173,19 +173,12 @@ class TrainClips(Dataset):
         epoch, i = item if isinstance(item, tuple) else (self.epoch, item)
         j, frames, replaced = self._read_pair(epoch, i)
         images = torch.from_numpy(frames).permute(0, 3, 1, 2)  # 2 x 3 x H x W
-        # Augmentations: pure in (seed, epoch, i). Only the CPU generator is (re)seeded:
-        # torch.manual_seed would also queue a lazy CUDA seeding that records a stack trace,
-        # which cost more than the augmentations of a small frame.
-        seed = _item_seed(self.seed, epoch, i, 2)
+        seed = _item_seed(self.seed, epoch, i, 2)  # augmentations are pure in (seed, epoch, i)
         if self.cfg.augment == "device":  # DeviceAugment draws the same parameters from `seed`
             if images.shape[-2:] != (self.cfg.size, self.cfg.size):  # frames of one size batch together
                 images = v2.functional.resize(images, [self.cfg.size, self.cfg.size], antialias=True)
             return images, seed, self.records[j].video_id, replaced
-        generator = torch.default_generator
-        state = generator.get_state()
-        generator.manual_seed(seed)
-        x_q, x_k, x_p = self.transform(images[0]), self.transform(images[0]), self.transform(images[1])
-        generator.set_state(state)
+        x_q, x_k, x_p = seeded_views(self.transform, images[0], images[1], seed)
         return x_q, x_k, x_p, self.records[j].video_id, replaced
 
 

@@ -38,6 +38,22 @@ def train_transform(cfg: DataConfig) -> v2.Compose:
     return v2.Compose(ops)
 
 
+def seeded_views(transform, frame: torch.Tensor, other: torch.Tensor, seed: int) -> tuple[torch.Tensor, ...]:
+    """``(x_q, x_k, x_p)``: two views of ``frame`` and one of ``other``, their random parameters
+    drawn from the CPU generator seeded with ``seed``; the generator's state is restored after.
+
+    Only the CPU generator is (re)seeded: torch.manual_seed would also queue a lazy CUDA seeding
+    that records a stack trace, which costs more than the augmentations of a small frame.
+    """
+    generator = torch.default_generator
+    state = generator.get_state()
+    try:
+        generator.manual_seed(seed)
+        return transform(frame), transform(frame), transform(other)
+    finally:
+        generator.set_state(state)
+
+
 class DeviceAugment:
     """The MoCo v2 augmentation of :func:`train_transform`, run on the training device.
 
@@ -57,15 +73,7 @@ class DeviceAugment:
                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``frames`` (N, 2, 3, H, W) uint8, ``seeds`` (N,) -> three (N, 3, S, S) float on ``device``."""
         frames = frames.to(device, non_blocking=True)
-        generator = torch.default_generator
-        state = generator.get_state()
-        views = []
-        try:
-            for pair, seed in zip(frames, seeds.tolist()):
-                generator.manual_seed(int(seed))
-                views.append((self.transform(pair[0]), self.transform(pair[0]), self.transform(pair[1])))
-        finally:
-            generator.set_state(state)
+        views = [seeded_views(self.transform, pair[0], pair[1], int(seed)) for pair, seed in zip(frames, seeds.tolist())]
         x_q, x_k, x_p = (torch.stack(v) for v in zip(*views))
         return x_q, x_k, x_p
 
