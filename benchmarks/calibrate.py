@@ -63,6 +63,40 @@ STYLES = {
     "T": MotionStyle(digit_scale=(0.35, 0.6), max_shift=0.7, max_rotation_deg=40.0, scale_jitter=0.4,
                      brightness_jitter=0.2, background_contrast=0.0, background_colour_strength=0.0,
                      foreground_colour_strength=0.0, background_level=(0.15, 0.15), noise_std=0.02),
+    # a new full-contrast background texture every frame (hue per video, mild colour), white
+    # digits: the clutter dominates pixels and random features, and only the digit links two
+    # frames of a video, which is what intra-video positives teach the encoder to keep
+    "P": MotionStyle(digit_scale=(0.45, 0.7), max_shift=0.3, max_rotation_deg=15.0, scale_jitter=0.15,
+                     brightness_jitter=0.1, background_contrast=1.0, background_colour_strength=0.2,
+                     foreground_colour_strength=0.0, background_level=(0.05, 0.3), noise_std=0.02,
+                     nuisance_per_frame=True),
+    # as P with half-contrast clutter
+    "Q": MotionStyle(digit_scale=(0.45, 0.7), max_shift=0.3, max_rotation_deg=15.0, scale_jitter=0.15,
+                     brightness_jitter=0.1, background_contrast=0.5, background_colour_strength=0.2,
+                     foreground_colour_strength=0.0, background_level=(0.05, 0.3), noise_std=0.02,
+                     nuisance_per_frame=True),
+    # as P with strongly coloured clutter
+    "R": MotionStyle(digit_scale=(0.45, 0.7), max_shift=0.3, max_rotation_deg=15.0, scale_jitter=0.15,
+                     brightness_jitter=0.1, background_contrast=1.0, background_colour_strength=0.7,
+                     foreground_colour_strength=0.0, background_level=(0.05, 0.3), noise_std=0.02,
+                     nuisance_per_frame=True),
+    # no texture; background and digit of saturated colours drawn anew every frame: colour is
+    # what pixels and a random encoder see first, and what two frames of a video do not share
+    "V": MotionStyle(digit_scale=(0.5, 0.7), max_shift=0.3, max_rotation_deg=15.0, scale_jitter=0.15,
+                     brightness_jitter=0.1, background_contrast=0.0, background_colour_strength=0.9,
+                     foreground_colour_strength=0.9, background_level=(0.2, 0.45), noise_std=0.02,
+                     nuisance_per_frame=True),
+    # as V with mild textured clutter
+    "W": MotionStyle(digit_scale=(0.5, 0.7), max_shift=0.3, max_rotation_deg=15.0, scale_jitter=0.15,
+                     brightness_jitter=0.1, background_contrast=0.5, background_colour_strength=0.9,
+                     foreground_colour_strength=0.9, background_level=(0.2, 0.45), noise_std=0.02,
+                     nuisance_per_frame=True),
+    # shape is the only thing two frames of a video share: one digit size for all videos, pose
+    # (position, rotation, scale) and colours drawn anew every frame
+    "X": MotionStyle(digit_scale=(0.6, 0.6), max_shift=0.35, max_rotation_deg=30.0, scale_jitter=0.3,
+                     brightness_jitter=0.0, background_contrast=0.3, background_colour_strength=0.9,
+                     foreground_colour_strength=0.9, background_level=(0.2, 0.45), noise_std=0.02,
+                     motions=("jitter",), nuisance_per_frame=True),
     # the named harder variant
     "hard": "hard",
 }
@@ -83,6 +117,10 @@ RUNS = {
                      "method.support_size=256", "method.temperature=0.2", "train.epochs=16", "model.bn_splits=4",
                      "data.crop_scale=[0.4,1.0]"],
     "sgd": ["train.optimizer=sgd", "train.lr=0.06"],
+    "adam_lo": ["train.optimizer=adamw", "train.lr=0.0002", "train.weight_decay=0.0001", "train.batch_size=64",
+                "train.max_steps=200", "method.temperature=0.2", "data.crop_scale=[0.4,1.0]", "data.hue=0.5",
+                "model.queue_size=1024", "model.cycle_queue_size=1024", "method.support_size=512"],
+    "sgd_hue": ["train.optimizer=sgd", "train.lr=0.06", "data.hue=0.5"],
     "sgd_hi": ["train.optimizer=sgd", "train.lr=0.3"],
     "adamw": ["train.optimizer=adamw", "train.lr=0.001", "train.weight_decay=0.05"],
 }

@@ -20,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cckit.config import load_config
-from cckit.data.dataset import TrainClips
+from cckit.data.dataset import RunBatches, TrainClips
 from cckit.data.index import load_splits
 from cckit.eval import eval_frame_sets, extract_features, frame_knn
 from cckit.model import build_backbone
@@ -42,8 +42,11 @@ def main() -> None:
     cfg = load_config("configs/quickstart.yaml", ["data.source=manifest", f"data.root={args.root}",
                                                    "data.crop_scale=[0.4,1.0]"] + args.overrides)
     splits = load_splits(cfg.data)
-    loader = torch.utils.data.DataLoader(TrainClips(splits["train"], cfg.data, seed=0), batch_size=args.batch,
-                                         shuffle=True, num_workers=1, drop_last=True, persistent_workers=True)
+    # (epoch, index) items, as the trainer's: every epoch draws new frames and crops. (A plain
+    # shuffled DataLoader would replay epoch 0's fixed pairs, which a network memorises quickly.)
+    batches = RunBatches(len(splits["train"]), args.batch, args.seed, 0, args.steps)
+    loader = torch.utils.data.DataLoader(TrainClips(splits["train"], cfg.data, seed=0), batch_sampler=batches,
+                                         num_workers=1)
     net, d = build_backbone(cfg.model.arch, small_stem=cfg.model.small_stem)
     head = nn.Sequential(nn.Linear(d, d, bias=False), nn.BatchNorm1d(d), nn.ReLU(), nn.Linear(d, 128))
     opt = torch.optim.Adam([*net.parameters(), *head.parameters()], lr=args.lr)
@@ -56,7 +59,7 @@ def main() -> None:
     print(f"step 0 knn20_top1 {knn():.4f}", flush=True)
     step, tic = 0, time.perf_counter()
     while step < args.steps:
-        for x_q, x_k, x_p, _, _ in loader:
+        for x_q, x_k, x_p, _, _ in loader:  # one pass = all steps
             net.train(), head.train()
             other = x_k if args.positive == "frame" else x_p
             n = x_q.shape[0]

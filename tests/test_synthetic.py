@@ -158,3 +158,29 @@ def test_manifest_round_trip_and_errors(tmp_path):
     write_manifest(tmp_path, [{"video_id": 0, "path": "x.mp4"}], {})
     with pytest.raises(DataError, match=r"manifest.json: video record 0 lacks .*label"):
         load_manifest(tmp_path)
+
+
+def test_nuisance_per_frame_redraws_background_and_digit_colour(tmp_path, digits):
+    images, labels, _ = digits
+    still = dict(digit_scale=(0.35, 0.35), max_shift=0.0, max_rotation_deg=0.0, scale_jitter=0.0,
+                 brightness_jitter=0.0, background_contrast=0.0, background_colour_strength=1.0,
+                 foreground_colour_strength=1.0, noise_std=0.0, motions=("linear",))
+    changes = {}
+    for per_frame in (False, True):
+        style = MotionStyle(**still, nuisance_per_frame=per_frame)
+        root = tmp_path / str(per_frame)
+        records = make_moving_videos(images, labels, root, num_videos=3, seed=5, style=style,
+                                     frames_per_video=6, size=32)
+        corner, digit = [], []
+        for record, frames in zip(records, _pixels(root, records)):
+            frames = frames.astype(float)
+            x0, y0, x1, y1 = (int(round(v)) for v in record["boxes"][0])  # the digit does not move
+            corner.append(np.abs(np.diff(frames[:, :4, :4].mean((1, 2)), axis=0)).max())
+            ink = frames[:, y0:y1, x0:x1].reshape(6, -1, 3)
+            brightest = ink[:, ink.sum(-1).mean(0).argsort()[-5:]].mean(1)  # (6, 3) digit colour
+            digit.append(np.abs(np.diff(brightest, axis=0)).max())
+        changes[per_frame] = (max(corner), max(digit))
+    # One background and digit colour per video: frames differ only by H.264 rounding.
+    assert changes[False][0] < 4 and changes[False][1] < 8, changes
+    # Drawn anew every frame (saturated hues): the colours jump between frames.
+    assert changes[True][0] > 40 and changes[True][1] > 40, changes

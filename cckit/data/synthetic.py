@@ -45,6 +45,10 @@ class MotionStyle:
     foreground_colour_strength: float = 0.3  # 0 = white digit, 1 = saturated colour
     noise_std: float = 0.01  # per-pixel Gaussian noise std, in [0, 1] intensity units
     background_level: tuple[float, float] = (0.1, 0.35)  # dark background intensity, drawn per video
+    # True: background (texture, level, hue) and digit colour drawn anew for every frame, nuisance
+    # that only the digit's shape outlives (the colour of colour images stays per video).
+    # False: drawn once per video.
+    nuisance_per_frame: bool = False
     motions: tuple[str, ...] = MOTIONS  # motion types, one drawn uniformly per video
 
     def __post_init__(self) -> None:
@@ -194,6 +198,14 @@ def _render(image: np.ndarray, num_frames: int, size: int, style: MotionStyle, m
     background = _background(size, style, hue, rng)
     colour = rng.uniform(0.85, 1.0) * _hue_rgb(hue + 0.5 + rng.uniform(-0.15, 0.15),
                                                style.foreground_colour_strength)
+    if style.nuisance_per_frame:  # extra draws only here: per-video styles keep their frames
+        hues = rng.random(num_frames - 1)
+        background = np.stack([background] + [_background(size, style, h, rng) for h in hues])
+        colour = np.stack([colour] + [rng.uniform(0.85, 1.0) * _hue_rgb(
+            h + 0.5 + rng.uniform(-0.15, 0.15), style.foreground_colour_strength) for h in hues])
+        fill_colour = colour[:, None, None, :]  # (T, 1, 1, 3)
+    else:
+        fill_colour = colour
     side = rng.uniform(*style.digit_scale) * size
     h, w = image.shape[:2]
     width, height = max(1, round(side * w / max(h, w))), max(1, round(side * h / max(h, w)))
@@ -204,7 +216,7 @@ def _render(image: np.ndarray, num_frames: int, size: int, style: MotionStyle, m
         rgb = _resize(image, width, height)
         alpha = np.ones((height, width))
         tint = style.foreground_colour_strength
-        fill = (1 - tint) * rgb + tint * rgb.mean(axis=-1, keepdims=True) * colour
+        fill = (1 - tint) * rgb + tint * rgb.mean(axis=-1, keepdims=True) * colour.reshape(-1, 3)[0]
         patch = np.concatenate([fill, alpha[..., None]], axis=-1)  # premultiplied (alpha = 1)
     centre, scale, angle, brightness = _trajectory(motion, num_frames, size, style, rng)
 
@@ -217,7 +229,7 @@ def _render(image: np.ndarray, num_frames: int, size: int, style: MotionStyle, m
     u, v = cos * dx + sin * dy + width / 2, -sin * dx + cos * dy + height / 2
     sampled = _sample_bilinear(patch, u, v)  # (T, S, S, 1 or 4)
     opacity = sampled[..., -1:]
-    fill = opacity * colour if image.ndim == 2 else sampled[..., :3]
+    fill = opacity * fill_colour if image.ndim == 2 else sampled[..., :3]
     frames = background * (1 - opacity) + fill  # (T, S, S, 3)
     frames = frames * brightness[:, None, None, None]
     frames = frames + rng.normal(0.0, style.noise_std, frames.shape)
