@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from cckit.config import load_config
@@ -19,6 +20,16 @@ from cckit.data.synthetic import MotionStyle, make_default_dataset
 from cckit.eval import eval_frame_sets, extract_features, frame_knn, pixel_features, random_backbone
 from cckit.job import run_main_job
 from cckit.utils import get_device
+
+# per-frame nuisance: the base styles of the P and V families below
+P_STYLE = MotionStyle(digit_scale=(0.45, 0.7), max_shift=0.3, max_rotation_deg=15.0, scale_jitter=0.15,
+                       brightness_jitter=0.1, background_contrast=1.0, background_colour_strength=0.2,
+                       foreground_colour_strength=0.0, background_level=(0.05, 0.3), noise_std=0.02,
+                       nuisance_per_frame=True)
+V_STYLE = MotionStyle(digit_scale=(0.5, 0.7), max_shift=0.3, max_rotation_deg=15.0, scale_jitter=0.15,
+                       brightness_jitter=0.1, background_contrast=0.0, background_colour_strength=0.9,
+                       foreground_colour_strength=0.9, background_level=(0.2, 0.45), noise_std=0.02,
+                       nuisance_per_frame=True)
 
 STYLES = {
     # digit large and nearly centred: pixels are already a strong baseline
@@ -66,31 +77,16 @@ STYLES = {
     # a new full-contrast background texture every frame (hue per video, mild colour), white
     # digits: the clutter dominates pixels and random features, and only the digit links two
     # frames of a video, which is what intra-video positives teach the encoder to keep
-    "P": MotionStyle(digit_scale=(0.45, 0.7), max_shift=0.3, max_rotation_deg=15.0, scale_jitter=0.15,
-                     brightness_jitter=0.1, background_contrast=1.0, background_colour_strength=0.2,
-                     foreground_colour_strength=0.0, background_level=(0.05, 0.3), noise_std=0.02,
-                     nuisance_per_frame=True),
+    "P": P_STYLE,
     # as P with half-contrast clutter
-    "Q": MotionStyle(digit_scale=(0.45, 0.7), max_shift=0.3, max_rotation_deg=15.0, scale_jitter=0.15,
-                     brightness_jitter=0.1, background_contrast=0.5, background_colour_strength=0.2,
-                     foreground_colour_strength=0.0, background_level=(0.05, 0.3), noise_std=0.02,
-                     nuisance_per_frame=True),
+    "Q": replace(P_STYLE, background_contrast=0.5),
     # as P with strongly coloured clutter
-    "R": MotionStyle(digit_scale=(0.45, 0.7), max_shift=0.3, max_rotation_deg=15.0, scale_jitter=0.15,
-                     brightness_jitter=0.1, background_contrast=1.0, background_colour_strength=0.7,
-                     foreground_colour_strength=0.0, background_level=(0.05, 0.3), noise_std=0.02,
-                     nuisance_per_frame=True),
+    "R": replace(P_STYLE, background_colour_strength=0.7),
     # no texture; background and digit of saturated colours drawn anew every frame: colour is
     # what pixels and a random encoder see first, and what two frames of a video do not share
-    "V": MotionStyle(digit_scale=(0.5, 0.7), max_shift=0.3, max_rotation_deg=15.0, scale_jitter=0.15,
-                     brightness_jitter=0.1, background_contrast=0.0, background_colour_strength=0.9,
-                     foreground_colour_strength=0.9, background_level=(0.2, 0.45), noise_std=0.02,
-                     nuisance_per_frame=True),
+    "V": V_STYLE,
     # as V with mild textured clutter
-    "W": MotionStyle(digit_scale=(0.5, 0.7), max_shift=0.3, max_rotation_deg=15.0, scale_jitter=0.15,
-                     brightness_jitter=0.1, background_contrast=0.5, background_colour_strength=0.9,
-                     foreground_colour_strength=0.9, background_level=(0.2, 0.45), noise_std=0.02,
-                     nuisance_per_frame=True),
+    "W": replace(V_STYLE, background_contrast=0.5),
     # shape is the only thing two frames of a video share: one digit size for all videos, pose
     # (position, rotation, scale) and colours drawn anew every frame
     "X": MotionStyle(digit_scale=(0.6, 0.6), max_shift=0.35, max_rotation_deg=30.0, scale_jitter=0.3,

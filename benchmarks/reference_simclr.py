@@ -58,31 +58,28 @@ def main() -> None:
 
     print(f"step 0 knn20_top1 {knn():.4f}", flush=True)
     step, tic = 0, time.perf_counter()
-    while step < args.steps:
-        for x_q, x_k, x_p, _, _ in loader:  # one pass = all steps
-            net.train(), head.train()
-            other = x_k if args.positive == "frame" else x_p
-            n = x_q.shape[0]
-            if args.stop_grad:
-                z_q = F.normalize(head(net(x_q)), dim=1)
-                with torch.no_grad():
-                    z_p = F.normalize(head(net(other)), dim=1)
-                z = torch.cat([z_q, z_p])
-            else:
-                z = F.normalize(head(net(torch.cat([x_q, other]))), dim=1)
-            sim = (z @ z.t() / args.temperature).fill_diagonal_(float("-inf"))
-            target = torch.cat([torch.arange(n, 2 * n), torch.arange(n)])
-            rows = slice(0, n) if args.stop_grad else slice(None)
-            loss = F.cross_entropy(sim[rows], target[rows])
-            opt.zero_grad(), loss.backward(), opt.step()
-            step += 1
-            if step % 20 == 0:
-                top1 = float((sim[rows].argmax(1) == target[rows]).float().mean())
-                print(f"step {step} loss {float(loss):.3f} top1 {top1:.3f} {time.perf_counter() - tic:.0f}s", flush=True)
-            if step % 100 == 0 or step == args.steps:
-                print(f"step {step} knn20_top1 {knn():.4f}", flush=True)
-            if step >= args.steps:
-                break
+    for x_q, x_k, x_p, _, _ in loader:  # RunBatches yields exactly args.steps batches
+        net.train(), head.train()
+        other = x_k if args.positive == "frame" else x_p
+        n = x_q.shape[0]
+        if args.stop_grad:
+            z_q = F.normalize(head(net(x_q)), dim=1)
+            with torch.no_grad():
+                z_p = F.normalize(head(net(other)), dim=1)
+            z = torch.cat([z_q, z_p])
+        else:
+            z = F.normalize(head(net(torch.cat([x_q, other]))), dim=1)
+        sim = (z @ z.t() / args.temperature).fill_diagonal_(float("-inf"))
+        target = torch.cat([torch.arange(n, 2 * n), torch.arange(n)])
+        rows = slice(0, n) if args.stop_grad else slice(None)
+        loss = F.cross_entropy(sim[rows], target[rows])
+        opt.zero_grad(), loss.backward(), opt.step()
+        step += 1
+        if step % 20 == 0:
+            top1 = float((sim[rows].argmax(1) == target[rows]).float().mean())
+            print(f"step {step} loss {float(loss):.3f} top1 {top1:.3f} {time.perf_counter() - tic:.0f}s", flush=True)
+        if step % 100 == 0 or step == args.steps:
+            print(f"step {step} knn20_top1 {knn():.4f}", flush=True)
 
 
 if __name__ == "__main__":
