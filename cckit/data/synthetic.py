@@ -198,14 +198,12 @@ def _render(image: np.ndarray, num_frames: int, size: int, style: MotionStyle, m
     background = _background(size, style, hue, rng)
     colour = rng.uniform(0.85, 1.0) * _hue_rgb(hue + 0.5 + rng.uniform(-0.15, 0.15),
                                                style.foreground_colour_strength)
+    fill_colour = colour  # of ink-on-black images, per frame with nuisance_per_frame
     if style.nuisance_per_frame:  # extra draws only here: per-video styles keep their frames
         hues = rng.random(num_frames - 1)
         background = np.stack([background] + [_background(size, style, h, rng) for h in hues])
-        colour = np.stack([colour] + [rng.uniform(0.85, 1.0) * _hue_rgb(
-            h + 0.5 + rng.uniform(-0.15, 0.15), style.foreground_colour_strength) for h in hues])
-        fill_colour = colour[:, None, None, :]  # (T, 1, 1, 3)
-    else:
-        fill_colour = colour
+        fill_colour = np.stack([colour] + [rng.uniform(0.85, 1.0) * _hue_rgb(
+            h + 0.5 + rng.uniform(-0.15, 0.15), style.foreground_colour_strength) for h in hues])[:, None, None, :]
     side = rng.uniform(*style.digit_scale) * size
     h, w = image.shape[:2]
     width, height = max(1, round(side * w / max(h, w))), max(1, round(side * h / max(h, w)))
@@ -216,7 +214,7 @@ def _render(image: np.ndarray, num_frames: int, size: int, style: MotionStyle, m
         rgb = _resize(image, width, height)
         alpha = np.ones((height, width))
         tint = style.foreground_colour_strength
-        fill = (1 - tint) * rgb + tint * rgb.mean(axis=-1, keepdims=True) * colour.reshape(-1, 3)[0]
+        fill = (1 - tint) * rgb + tint * rgb.mean(axis=-1, keepdims=True) * colour
         patch = np.concatenate([fill, alpha[..., None]], axis=-1)  # premultiplied (alpha = 1)
     centre, scale, angle, brightness = _trajectory(motion, num_frames, size, style, rng)
 
@@ -254,9 +252,14 @@ def _write_mp4(path: Path, frames: np.ndarray) -> None:
             stream = container.add_stream(CODEC, rate=FPS)
             stream.height, stream.width = frames.shape[1:3]
             stream.pix_fmt = "yuv420p"
-            stream.options = {"crf": str(CRF), "threads": "1"}  # one thread: reproducible bytes
+            # Reproducible bytes: one x264 thread of every kind, and frames converted to yuv420p
+            # before they reach the encoder (left to the encoder, identical frames sometimes
+            # encoded differently).
+            stream.options = {"crf": str(CRF), "x264-params": "threads=1:lookahead-threads=1:sliced-threads=0"}
+            stream.codec_context.thread_count = 1
             for frame in frames:
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+                yuv = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p")
+                container.mux(stream.encode(yuv))
             container.mux(stream.encode(None))
         os.replace(tmp, path)
     finally:
