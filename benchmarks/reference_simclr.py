@@ -40,14 +40,14 @@ def main() -> None:
     args = p.parse_args()
     torch.manual_seed(args.seed)
     cfg = load_config("configs/quickstart.yaml", ["data.source=manifest", f"data.root={args.root}",
-                                                   "data.crop_scale=[0.4,1.0]"] + args.overrides)
+                                                   "data.crop_scale=[0.4,1.0]", "data.augment=loader"] + args.overrides)
     splits = load_splits(cfg.data)
     # (epoch, index) items, as the trainer's: every epoch draws new frames and crops. (A plain
     # shuffled DataLoader would replay epoch 0's fixed pairs, which a network memorises quickly.)
     batches = RunBatches(len(splits["train"]), args.batch, args.seed, 0, args.steps)
     loader = torch.utils.data.DataLoader(TrainClips(splits["train"], cfg.data, seed=0), batch_sampler=batches,
                                          num_workers=1)
-    net, d = build_backbone(cfg.model.arch, small_stem=cfg.model.small_stem)
+    net, d = build_backbone(cfg.model.arch, small_stem=cfg.model.small_stem, width=cfg.model.width)
     head = nn.Sequential(nn.Linear(d, d, bias=False), nn.BatchNorm1d(d), nn.ReLU(), nn.Linear(d, 128))
     opt = torch.optim.Adam([*net.parameters(), *head.parameters()], lr=args.lr)
     memory, queries = eval_frame_sets(splits, cfg)

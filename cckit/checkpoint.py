@@ -239,7 +239,8 @@ def load_backbone(path: str | Path, arch: str | None = None, *, small_stem: bool
     """Backbone (fc removed, plain BatchNorm, eval mode) from a cckit or official checkpoint.
 
     ``arch``/``small_stem`` default to what a cckit checkpoint records (or an official one's
-    ``"arch"``); otherwise pass ``arch`` (e.g. ``"resnet50"``). A key or shape mismatch raises
+    ``"arch"``); otherwise pass ``arch`` (e.g. ``"resnet50"``). The base width (``model.width``)
+    is the recorded one, or read off the stem's output channels. A key or shape mismatch raises
     DataError listing the missing, unexpected and wrong-shape keys.
     """
     ckpt = load_checkpoint(path)
@@ -251,11 +252,14 @@ def load_backbone(path: str | Path, arch: str | None = None, *, small_stem: bool
         raise DataError(f"{path}: checkpoint does not record its architecture; pass arch=")
     if small_stem is None:
         small_stem = bool(model_cfg.get("small_stem", False))
+    state = backbone_state_dict(ckpt)
+    # base channels: what the run recorded, else read off the stem (official checkpoints: 64)
+    stem = state.get("conv1.weight")
+    width = int(model_cfg.get("width") or (stem.shape[0] if isinstance(stem, torch.Tensor) else 64))
     try:
-        net, _ = build_backbone(arch, small_stem=small_stem, bn_splits=1)
+        net, _ = build_backbone(arch, small_stem=small_stem, bn_splits=1, width=width)
     except ValueError as e:
         raise DataError(f"{path}: {e}") from None
-    state = backbone_state_dict(ckpt)
     own = net.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))

@@ -38,7 +38,7 @@ class DataConfig:
     grayscale_prob: float = 0.2  # probability of grayscale
     blur_prob: float = 0.5  # probability of Gaussian blur (sigma scaled to the crop size)
     flip: bool = True  # random horizontal flip
-    augment: str = "loader"  # where the augmentations run: "loader" (CPU workers) or "device" (batched on the training device)
+    augment: str = "batch"  # "batch": the loader gathers uint8 frames, one batched call per step augments them on the training device; "loader": per-sample torchvision ops in the loader workers
     workers: int = 2  # DataLoader worker processes (0: load in the main process)
     cache_frames: bool = True  # decode every video once and keep the frames in memory (small data)
     on_error: str = "raise"  # unusable video/frame file while indexing: "raise" (DataError) or "skip" (listed in the report)
@@ -54,6 +54,7 @@ class DataConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     arch: str = "resnet18"  # torchvision ResNet: resnet10 (BasicBlock [1,1,1,1]), resnet18, resnet34, resnet50
+    width: int = 64  # ResNet base channels (64 = torchvision exactly; 16 or 32 for CPU presets)
     small_stem: bool = False  # 3x3 stride-1 stem without max-pool, for small frames (<= 64 px)
     embed_dim: int = 128  # output of both heads (paper: 128)
     shared_heads: bool = False  # use the intra head z for the cycle too (ablation)
@@ -75,6 +76,7 @@ class MethodConfig:
     nn: str = "soft"  # "soft" or "hard" nearest neighbour (cycle_contrast and forward_nn)
     exclude_own_video: bool = True  # keys of the query's own video are neither negatives nor support rows
     batch_negatives: bool = False  # also use this step's keys of other videos as negatives (paper: queue only)
+    key_encoder: str = "momentum"  # "momentum": positives from the EMA copy, no gradient (paper); "online": both views through the online encoder with gradient, symmetric in-batch InfoNCE (small-scale variant)
     query_negatives: bool = False  # also use the other videos' queries, with gradient, as negatives (SimCLR-style; paper: no)
 
 
@@ -94,6 +96,8 @@ class TrainConfig:
     amp: str = "auto"  # "auto" (bf16 on CUDA, off elsewhere), "bf16", "fp16", "off"
     channels_last: bool = False  # NHWC memory format (faster on GPUs with tensor cores)
     log_every: int = 10  # steps between progress-bar metric updates
+    knn_every: int = 0  # kNN monitor: weighted-kNN top-1 of test frames vs train frames every N steps and at step 0 (0: off)
+    knn_queries: int = 0  # test frames the kNN monitor classifies (0: all evaluation frames of the test videos)
     checkpoint_every: int = 0  # steps between checkpoints (0: once per epoch)
     keep_checkpoints: int = 2  # numbered checkpoints step_<N>.pt kept beside last.pt (0: only last.pt)
     threads: int = 0  # torch CPU threads (0: torch default)
@@ -137,6 +141,7 @@ CHOICES = {
     "model.arch": ("resnet10", "resnet18", "resnet34", "resnet50"),
     "method.name": METHODS,
     "method.nn": ("soft", "hard"),
+    "method.key_encoder": ("momentum", "online"),
     "train.optimizer": ("sgd", "adamw"),
     "train.amp": ("auto", "bf16", "fp16", "off"),
     "eval.track_layer": ("layer1", "layer2", "layer3", "layer4"),
@@ -298,10 +303,12 @@ def validate(cfg: Config) -> None:
         (t.keep_checkpoints >= 0, "train.keep_checkpoints", "must be >= 0 (0: only last.pt)"),
         (t.threads >= 0, "train.threads", "must be >= 0 (0: torch default)"),
         (m.embed_dim >= 1, "model.embed_dim", "must be >= 1"),
+        (m.width >= 1, "model.width", "must be >= 1 (64 = torchvision's ResNet)"),
         (cfg.eval.batch_size >= 1, "eval.batch_size", "must be >= 1"),
         (cfg.eval.knn_temperature > 0, "eval.knn_temperature", "must be > 0"),
         (t.epochs >= 1 or t.max_steps >= 1, "train.epochs", "must be >= 1 (or set train.max_steps)"),
         (t.max_steps >= 0, "train.max_steps", "must be >= 0"),
+        (t.knn_every >= 0 and t.knn_queries >= 0, "train.knn_every", "train.knn_every and train.knn_queries must be >= 0"),
         (0.0 <= m.momentum < 1.0, "model.momentum", "must be in [0, 1)"),
         (me.temperature > 0, "method.temperature", "must be > 0"),
         (me.nn_temperature is None or me.nn_temperature > 0, "method.nn_temperature", "must be > 0"),
@@ -318,7 +325,8 @@ def validate(cfg: Config) -> None:
         (d.size % 2 == 0 and d.size >= 8, "data.size", "must be even and >= 8 (H.264 needs even sides)"),
         (d.crop_size >= 8, "data.crop_size", "must be >= 8"),
         (0 <= d.hue <= 0.5, "data.hue", "must be in [0, 0.5]"),
-        (d.augment in ("loader", "device"), "data.augment", "must be 'loader' or 'device'"),
+        (d.augment != "device", "data.augment", "'device' is now 'batch' (batched on the training device)"),
+        (d.augment in ("batch", "loader"), "data.augment", "must be 'batch' or 'loader'"),
         (0 < d.crop_scale[0] <= d.crop_scale[1] <= 1, "data.crop_scale", "must satisfy 0 < lo <= hi <= 1"),
         (1 <= d.frames_per_video[0] <= d.frames_per_video[1], "data.frames_per_video", "must satisfy 1 <= lo <= hi"),
         (d.num_train >= 1 and d.num_test >= 1, "data.num_train", "need at least one train and one test video"),

@@ -61,6 +61,39 @@ def info_nce(query: torch.Tensor, positive: torch.Tensor, negatives: torch.Tenso
     return F.cross_entropy(_full(logits), labels)
 
 
+def nt_xent(a: torch.Tensor, b: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric NT-Xent (SimCLR, Chen et al. 2020) of N pairs ``(a_i, b_i)``, gradient through both.
+
+    Each of the 2N embeddings has its partner as the positive and the other 2N - 2 as
+    negatives: ``L = mean_i -log exp(s_i,p(i) / T) / Σ_{j≠i} exp(s_ij / T)`` over ``[a; b]``.
+    With all similarities equal it is ``log(2N - 1)``.
+
+    Args:
+        a, b: (N, D) L2-normalised; row i of ``a`` and of ``b`` are two views of sample i.
+        temperature: T.
+
+    Returns:
+        ``(loss, top1)``: scalar loss and the fraction of the 2N rows whose best match is the partner.
+    """
+    n = a.shape[0]
+    z = torch.cat([a, b])  # 2N x D
+    sims = _full(z @ z.t() / temperature).fill_diagonal_(float("-inf"))  # 2N x 2N, no self-match
+    target = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
+    with torch.no_grad():
+        top1 = (sims.argmax(1) == target).float().mean()
+    return F.cross_entropy(sims, target), top1
+
+
+def cross_view_info_nce(anchors: torch.Tensor, candidates: torch.Tensor, temperature: float) -> torch.Tensor:
+    """InfoNCE of anchor i against all N candidates, candidate i the positive (NNCLR's loss).
+
+    ``L = mean_i -log exp(a_i·c_i / T) / Σ_j exp(a_i·c_j / T)``; anchors and candidates (N, D)
+    L2-normalised. Gradient reaches whichever side requires it.
+    """
+    logits = _full(anchors @ candidates.t() / temperature)  # N x N
+    return F.cross_entropy(logits, torch.arange(anchors.shape[0], device=anchors.device))
+
+
 def soft_nearest_neighbor(query: torch.Tensor, support: torch.Tensor, temperature: float,
                           mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Soft nearest neighbour of each query in a support set (the forward half of the cycle).

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
-from torchvision.models.resnet import BasicBlock, ResNet
+from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from .config import ModelConfig
 from .distributed import encode_keys_shuffled
@@ -48,22 +48,53 @@ class SplitBatchNorm2d(nn.BatchNorm2d):
         return out.reshape(n, c, h, w)
 
 
-def build_backbone(arch: str = "resnet18", *, small_stem: bool = False, bn_splits: int = 1) -> tuple[nn.Module, int]:
+def _resnet(block, layers: list[int], width: int, norm) -> ResNet:
+    """torchvision's ResNet with ``width`` base channels (stages width, 2w, 4w, 8w).
+
+    ``width=64`` is torchvision's constructor exactly; other widths keep every module name
+    (``conv1 .. layer4``), so tracking's feature maps and checkpoint loading see the same layout.
+    """
+    if width == 64:
+        return ResNet(block, layers, norm_layer=norm)
+    net = ResNet(block, layers, norm_layer=norm)  # the attributes _make_layer reads
+    net.inplanes = width
+    net.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+    net.bn1 = norm(width)
+    for i, name in enumerate(("layer1", "layer2", "layer3", "layer4")):
+        setattr(net, name, net._make_layer(block, width * 2 ** i, layers[i], stride=1 if i == 0 else 2))
+    net.fc = nn.Linear(width * 8 * block.expansion, 1000)
+    for m in net.modules():  # torchvision's initialisation of the rebuilt modules
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+            nn.init.constant_(m.weight, 1)
+            nn.init.constant_(m.bias, 0)
+    return net
+
+
+def build_backbone(arch: str = "resnet18", *, small_stem: bool = False, bn_splits: int = 1,
+                   width: int = 64) -> tuple[nn.Module, int]:
     """torchvision ResNet with ``fc`` removed; returns ``(backbone, feature_dim)``.
 
-    ``backbone(x)`` maps (N, 3, H, W) images to (N, d) pooled features (d = 512 for resnet18,
-    2048 for resnet50). ``small_stem`` swaps the 7x7/2 conv and max-pool for a 3x3/1 conv, the
-    usual choice for 32-64 px frames.
+    ``backbone(x)`` maps (N, 3, H, W) images to (N, d) pooled features (d = 8 * width for
+    resnet10/18/34, 32 * width for resnet50; 512 / 2048 at torchvision's width 64). ``small_stem``
+    swaps the 7x7/2 conv and max-pool for a 3x3/1 conv, the usual choice for 32-64 px frames;
+    ``width`` is the base channel count (64 = torchvision, 16 or 32 for CPU presets).
     """
+    if width < 1:
+        raise ValueError(f"model.width: must be >= 1, got {width}")
     norm = partial(SplitBatchNorm2d, num_splits=bn_splits) if bn_splits > 1 else nn.BatchNorm2d
-    if arch == "resnet10":
-        net = ResNet(BasicBlock, [1, 1, 1, 1], norm_layer=norm)
-    elif arch in ("resnet18", "resnet34", "resnet50"):
+    blocks = {"resnet10": (BasicBlock, [1, 1, 1, 1]), "resnet18": (BasicBlock, [2, 2, 2, 2]),
+              "resnet34": (BasicBlock, [3, 4, 6, 3]), "resnet50": (Bottleneck, [3, 4, 6, 3])}
+    if arch not in blocks:
+        raise ValueError(f"model.arch: unknown architecture {arch!r}")
+    if width == 64 and arch != "resnet10":
         net = getattr(torchvision.models, arch)(weights=None, norm_layer=norm)
     else:
-        raise ValueError(f"model.arch: unknown architecture {arch!r}")
+        net = _resnet(*blocks[arch], width, norm)
     if small_stem:
-        net.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        net.conv1 = nn.Conv2d(3, width, kernel_size=3, stride=1, padding=1, bias=False)
+        nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
         net.maxpool = nn.Identity()
     dim = net.fc.in_features
     net.fc = nn.Identity()
@@ -92,7 +123,8 @@ class Encoder(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.backbone, self.feature_dim = build_backbone(cfg.arch, small_stem=cfg.small_stem, bn_splits=cfg.bn_splits)
+        self.backbone, self.feature_dim = build_backbone(cfg.arch, small_stem=cfg.small_stem, bn_splits=cfg.bn_splits,
+                                                          width=cfg.width)
         self.head_intra = MLPHead(self.feature_dim, cfg.embed_dim, bn=cfg.head_bn)
         self.head_cycle = None if cfg.shared_heads else MLPHead(self.feature_dim, cfg.embed_dim, bn=cfg.head_bn)
 

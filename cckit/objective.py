@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from .config import MethodConfig
-from .losses import (contrastive_logits, cycle_back_loss, cycle_rank1, hard_nearest_neighbor,
-                     info_nce, soft_nearest_neighbor)
+from .losses import (contrastive_logits, cross_view_info_nce, cycle_back_loss, cycle_rank1,
+                     hard_nearest_neighbor, info_nce, nt_xent, soft_nearest_neighbor)
 
 
 @dataclass
@@ -58,16 +58,9 @@ def with_batch_negatives(negatives: torch.Tensor, mask: torch.Tensor | None, bat
     return torch.cat([batch_keys.detach(), negatives]), torch.cat([same, mask], dim=1)
 
 
-def compute_objective(emb: Embeddings, queue_intra: torch.Tensor, queue_intra_ids: torch.Tensor,
-                      queue_cycle: torch.Tensor, queue_cycle_ids: torch.Tensor, cfg: MethodConfig,
-                      generator: torch.Generator) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Total loss and detached diagnostics for one batch.
-
-    Returns:
-        loss: scalar with grad.
-        stats: ``loss_intra``, ``intra_top1`` and, for the cycle, ``loss_cycle``,
-        ``cycle_rate`` (rank-1 cycle-consistency), ``support_entropy`` (mean entropy of w, nats).
-    """
+def momentum_intra_term(emb: Embeddings, queue_intra: torch.Tensor, queue_intra_ids: torch.Tensor,
+                        cfg: MethodConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The paper's intra term: InfoNCE of z(x_q) against a momentum positive and the queue Q_z."""
     t = cfg.temperature
     negatives = queue_intra.detach()  # K x D
     own_video = None
@@ -105,8 +98,55 @@ def compute_objective(emb: Embeddings, queue_intra: torch.Tensor, queue_intra_id
     loss_intra = info_nce(emb.query_intra, positive, negatives, t, own_video)
     with torch.no_grad():
         logits = contrastive_logits(emb.query_intra, positive, negatives, t, own_video)  # N x (1+K)
-        stats = {"loss_intra": loss_intra.detach(), "intra_top1": (logits.argmax(1) == 0).float().mean()}
-    loss = loss_intra
+        stats = {"loss_intra": loss_intra.detach(), "intra_top1": (logits.argmax(1) == 0).float().mean(),
+                 # per-dimension std of the queries times sqrt(D): about 1 for embeddings spread over
+                 # the sphere, 0 when every query points the same way (collapse; SimSiam's measure)
+                 "query_std": emb.query_intra.detach().float().std(0).mean() * emb.query_intra.shape[1] ** 0.5}
+    return loss_intra, stats
+
+
+def online_intra_term(emb: Embeddings, queue_intra: torch.Tensor, queue_intra_ids: torch.Tensor,
+                      cfg: MethodConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The small-scale variant (``method.key_encoder=online``): both views through the online
+    encoder, with gradient, and the other samples of the batch as negatives (SimCLR's NT-Xent).
+
+    ``emb.positive_intra`` is the online embedding of the second view (``x_k`` for moco_v2,
+    ``x_p`` otherwise). forward_nn replaces each view by its nearest neighbour in Q_z (other
+    videos) on the anchor side, as NNCLR does.
+    """
+    t = cfg.temperature
+    q, p = emb.query_intra, emb.positive_intra  # N x D each, with grad
+    if cfg.name == "forward_nn":
+        queue = queue_intra.detach()
+        own = emb.video_ids[:, None] == queue_intra_ids[None, :] if cfg.exclude_own_video else None  # N x K
+        near = hard_nearest_neighbor if cfg.nn == "hard" else (
+            lambda x, u, m: soft_nearest_neighbor(x, u, cfg.nn_temperature or t, m))
+        nn_q, _ = near(q.detach(), queue, own)
+        nn_p, _ = near(p.detach(), queue, own)
+        loss = 0.5 * (cross_view_info_nce(nn_p, q, t) + cross_view_info_nce(nn_q, p, t))
+        with torch.no_grad():
+            top1 = ((nn_p @ q.t()).argmax(1) == torch.arange(q.shape[0], device=q.device)).float().mean()
+    else:
+        loss, top1 = nt_xent(q, p, t)
+    return loss, {"loss_intra": loss.detach(), "intra_top1": top1,
+                  "query_std": q.detach().float().std(0).mean() * q.shape[1] ** 0.5}
+
+
+def compute_objective(emb: Embeddings, queue_intra: torch.Tensor, queue_intra_ids: torch.Tensor,
+                      queue_cycle: torch.Tensor, queue_cycle_ids: torch.Tensor, cfg: MethodConfig,
+                      generator: torch.Generator) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Total loss and detached diagnostics for one batch.
+
+    Returns:
+        loss: scalar with grad.
+        stats: ``loss_intra``, ``intra_top1``, ``query_std`` (spread of the queries, 0 = collapsed)
+        and, for the cycle, ``loss_cycle``, ``cycle_rate`` (rank-1 cycle-consistency), ``support_entropy`` (mean entropy of w, nats).
+    """
+    t = cfg.temperature
+    if cfg.key_encoder == "online":
+        loss, stats = online_intra_term(emb, queue_intra, queue_intra_ids, cfg)
+    else:
+        loss, stats = momentum_intra_term(emb, queue_intra, queue_intra_ids, cfg)
 
     if cfg.name == "cycle_contrast":
         in_support = draw_support(queue_cycle.shape[0], cfg.support_size, generator, queue_cycle.device)

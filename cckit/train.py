@@ -19,7 +19,7 @@ from .checkpoint import find_resumable, load_checkpoint, rng_state, save_numbere
 from .config import Config, to_dict
 from .data.dataset import RunBatches, TrainClips, steps_per_epoch
 from .data.index import load_splits
-from .data.transforms import DeviceAugment
+from .data.batch_augment import BatchAugment
 from .distributed import all_gather, all_reduce_mean, barrier, init_distributed
 from .errors import TrainingError, TrainingInterrupted  # noqa: F401  (raised here; importable from cckit.train)
 from .model import CycleContrastModel, enqueue, update_momentum
@@ -64,18 +64,32 @@ def train_step(model: CycleContrastModel, optimizer: torch.optim.Optimizer, batc
     n = x_q.shape[0]
     needs_other_frame = cfg.method.name != "moco_v2"
 
-    # 1. encode: online query, momentum keys (x_k) and positives (x_p) in one momentum pass
+    # 1. encode. Paper: online query, momentum keys (x_k) and positives (x_p) in one momentum pass.
+    # method.key_encoder=online: the query and its second view (x_k for moco_v2, x_p otherwise) in
+    # one online pass with gradient; the queues then take the second view's detached embeddings.
+    online = cfg.method.key_encoder == "online"
+    run = model.encoder if encoder is None else encoder
     with autocast(device, dtype):
-        q_z, q_c = (model.encoder if encoder is None else encoder)(x_q)  # N x D each
-        mark("forward_query")
-        keys_in = torch.cat([x_k, x_p]) if needs_other_frame else x_k
-        m_z, m_c = model.encode_momentum(keys_in, generator=step_generator(cfg.train.seed, step, salt=1))
-    k_z, k_c = m_z[:n], m_c[:n]
-    p_z, p_c = (m_z[n:], m_c[n:]) if needs_other_frame else (None, None)
+        if online:
+            second = x_k if not needs_other_frame else x_p
+            z, c = run(torch.cat([x_q, second]))  # 2N x D each
+            q_z, q_c, s_z, s_c = z[:n], c[:n], z[n:], c[n:]
+            mark("forward_query")
+        else:
+            q_z, q_c = run(x_q)  # N x D each
+            mark("forward_query")
+            keys_in = torch.cat([x_k, x_p]) if needs_other_frame else x_k
+            m_z, m_c = model.encode_momentum(keys_in, generator=step_generator(cfg.train.seed, step, salt=1))
+    if online:
+        k_z, k_c = s_z.detach(), s_c.detach()
+        emb = Embeddings(q_z, q_c, k_z, s_z, k_c, video_ids, key_cycle=k_c)
+    else:
+        k_z, k_c = m_z[:n], m_c[:n]
+        p_z, p_c = (m_z[n:], m_c[n:]) if needs_other_frame else (None, None)
+        emb = Embeddings(q_z, q_c, k_z, p_z, p_c, video_ids, key_cycle=k_c)
     mark("forward_momentum")
 
     # 2. losses
-    emb = Embeddings(q_z, q_c, k_z, p_z, p_c, video_ids, key_cycle=k_c)
     loss, stats = compute_objective(emb, model.queue_intra, model.queue_intra_ids, model.queue_cycle,
                                     model.queue_cycle_ids, cfg.method, step_generator(cfg.train.seed, step))
     values = {k: float(v) for k, v in stats.items()}
@@ -96,10 +110,11 @@ def train_step(model: CycleContrastModel, optimizer: torch.optim.Optimizer, batc
         optimizer.step()
     mark("backward_optimizer")
 
-    # 4. momentum encoder: EMA of the online encoder
+    # 4. momentum encoder: EMA of the online encoder (unused by the online variant's keys, kept in step)
     update_momentum(model.encoder, model.encoder_m, cfg.model.momentum)
 
-    # 5. enqueue the keys of x_k (both heads) with their video ids, gathered from every rank
+    # 5. enqueue the keys of x_k (both heads; online variant: the second view's) with their video ids,
+    # gathered from every rank
     ids_all = all_gather(video_ids)
     enqueue(model.queue_intra, model.queue_intra_ids, model.queue_ptr, 0, all_gather(k_z), ids_all)
     enqueue(model.queue_cycle, model.queue_cycle_ids, model.queue_ptr, 1, all_gather(k_c), ids_all)
@@ -148,6 +163,22 @@ def _trim_metrics(path: Path, last_step: int) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("".join(l + "\n" for l in keep))
     tmp.replace(path)  # a kill while trimming leaves the old file, never a half-written one
+
+
+def _knn_monitor(splits: dict, cfg: Config):
+    """The kNN monitor of ``train.knn_every`` on the evaluation frames of the run's data."""
+    from .eval import eval_frame_sets  # evaluation stands beside training; imported when monitoring
+    from .eval.monitor import KnnMonitor
+
+    if not splits.get("test"):
+        raise TrainingError(f"train.knn_every={cfg.train.knn_every}: {cfg.data.root} has no test videos to monitor "
+                            f"(set train.knn_every=0)")
+    memory_set, query_set = eval_frame_sets(splits, cfg)
+    try:
+        return KnnMonitor(memory_set, query_set, k=cfg.eval.knn_k[0], temperature=cfg.eval.knn_temperature,
+                          max_queries=cfg.train.knn_queries)
+    except ValueError as e:
+        raise TrainingError(str(e)) from None
 
 
 def make_state(model, optimizer, cfg: Config, step: int, epoch: int, scaler=None) -> dict:
@@ -292,8 +323,9 @@ def train(cfg: Config, *, progress: bool = True) -> dict:
             model.encoder, device_ids=[device.index] if device.type == "cuda" else None)
     if t.compile:  # the compiled wrapper shares the parameters; checkpoints keep plain names
         encoder = torch.compile(encoder)
-    augment = DeviceAugment(cfg.data) if cfg.data.augment == "device" else None
+    augment = BatchAugment(cfg.data) if cfg.data.augment == "batch" else None
     metrics_path = run_dir / "metrics.jsonl"
+    monitor = _knn_monitor(splits, cfg) if main and t.knn_every > 0 else None
     if main:
         (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
         _trim_metrics(metrics_path, step) if step else metrics_path.write_text("")
@@ -304,6 +336,10 @@ def train(cfg: Config, *, progress: bool = True) -> dict:
     bar = tqdm(total=total, initial=step, disable=not (progress and main), desc=cfg.method.name, unit="step")
     model.train()
     metrics_file = open(metrics_path, "a") if main else None
+    knn_last = None
+    if monitor is not None and step == 0:  # the random-init point of the curve
+        knn_last = monitor(model.encoder.backbone)
+        metrics_file.write(json.dumps({"step": 0, "epoch": 0, "knn_top1": round(knn_last, 6)}) + "\n")
     try:
         with _StopSignals() as stop:
             sampler = RunBatches(len(dataset), t.batch_size, t.seed, step, total,
@@ -325,13 +361,18 @@ def train(cfg: Config, *, progress: bool = True) -> dict:
                 values.update(step=step, epoch=epoch, lr=float(lrs[step - 1]), data_wait=data_wait,
                               images_per_s=t.batch_size / max(elapsed, 1e-9),
                               replaced_samples=int(batch[4].sum()) if len(batch) > 4 else 0)
+                if monitor is not None and (step % t.knn_every == 0 or step == total):
+                    values["knn_top1"] = knn_last = monitor(model.encoder.backbone)
                 if main:
                     metrics_file.write(json.dumps({k: (round(v, 6) if isinstance(v, float) else v)
                                                    for k, v in values.items()}) + "\n")
                     bar.update(1)
                     if step % t.log_every == 0 or step == total:
                         metrics_file.flush()
-                        bar.set_postfix({k: f"{values[k]:.3g}" for k in ("loss", "intra_top1", "cycle_rate") if k in values})
+                        shown = {k: f"{values[k]:.3g}" for k in ("loss", "intra_top1", "cycle_rate") if k in values}
+                        if knn_last is not None:
+                            shown["knn"] = f"{knn_last:.3f}"
+                        bar.set_postfix(shown)
                 if main and (step % ckpt_every == 0 or step == total or stop.received):
                     metrics_file.flush()  # metrics of every step a checkpoint holds survive a kill
                     _save(ckpt_path.parent, make_state(model, optimizer, cfg, step, epoch, scaler), t.keep_checkpoints)

@@ -118,8 +118,8 @@ class TrainClips(Dataset):
     """Item ``i`` of epoch ``e``: two crops of a random frame f and one crop of a frame f' of video i.
 
     Returns ``(x_q, x_k, x_p, video_id, replaced)`` with images (3, S, S) float; with
-    ``data.augment=device`` it returns ``(frames, seed, video_id, replaced)`` instead, the uint8
-    frames f and f' (2, 3, size, size) for :class:`~cckit.data.transforms.DeviceAugment`. ``f'`` is uniform
+    ``data.augment=batch`` (the default) it returns ``(frames, seed, video_id, replaced)`` instead, the
+    uint8 frames f and f' (2, 3, size, size) for :class:`~cckit.data.batch_augment.BatchAugment`. ``f'`` is uniform
     over the video, or within ``max_frame_distance`` of f; a one-frame video uses f itself. If
     video i fails to read (a file changed on disk since it was indexed), another video drawn from
     ``(seed, epoch, i)`` stands in, ``video_id`` is the stand-in's and ``replaced`` is True.
@@ -174,7 +174,7 @@ class TrainClips(Dataset):
         j, frames, replaced = self._read_pair(epoch, i)
         images = torch.from_numpy(frames).permute(0, 3, 1, 2)  # 2 x 3 x H x W
         seed = _item_seed(self.seed, epoch, i, 2)  # augmentations are pure in (seed, epoch, i)
-        if self.cfg.augment == "device":  # DeviceAugment draws the same parameters from `seed`
+        if self.cfg.augment == "batch":  # BatchAugment draws this sample's parameters from `seed`
             if images.shape[-2:] != (self.cfg.size, self.cfg.size):  # frames of one size batch together
                 images = v2.functional.resize(images, [self.cfg.size, self.cfg.size], antialias=True)
             return images, seed, self.records[j].video_id, replaced

@@ -54,30 +54,6 @@ def seeded_views(transform, frame: torch.Tensor, other: torch.Tensor, seed: int)
         generator.set_state(state)
 
 
-class DeviceAugment:
-    """The MoCo v2 augmentation of :func:`train_transform`, run on the training device.
-
-    With ``data.augment=device`` the loader only decodes: it batches the uint8 frames ``f`` and
-    ``f'`` of each video with a per-sample seed, and this turns them into ``(x_q, x_k, x_p)`` on
-    the device, so CPU workers no longer crop, jitter and blur. Each sample keeps its own random
-    parameters, drawn from the CPU generator seeded with the sample's seed — the same draws the
-    loader path makes, so on one device both paths give identical crops. The pixel work runs
-    where the tensors are (the GPU); samples are processed one after another, which costs a few
-    small kernel launches per sample.
-    """
-
-    def __init__(self, cfg: DataConfig):
-        self.transform = train_transform(cfg)
-
-    def __call__(self, frames: torch.Tensor, seeds: torch.Tensor,
-                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``frames`` (N, 2, 3, H, W) uint8, ``seeds`` (N,) -> three (N, 3, S, S) float on ``device``."""
-        frames = frames.to(device, non_blocking=True)
-        views = [seeded_views(self.transform, pair[0], pair[1], int(seed)) for pair, seed in zip(frames, seeds.tolist())]
-        x_q, x_k, x_p = (torch.stack(v) for v in zip(*views))
-        return x_q, x_k, x_p
-
-
 def eval_transform(size: int) -> v2.Compose:
     """Resize the whole frame to ``size`` and normalise (no crop: frames are already framed)."""
     return v2.Compose([v2.Resize((size, size), antialias=True), v2.ToDtype(torch.float32, scale=True),

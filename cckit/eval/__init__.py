@@ -48,5 +48,5 @@ def frame_knn(memory: dict, queries: dict, cfg: Config) -> dict[str, float]:
 def random_backbone(cfg: Config, seed: int = 0) -> torch.nn.Module:
     """A randomly initialised backbone of the configured architecture (the random-init floor)."""
     torch.manual_seed(seed)
-    net, _ = build_backbone(cfg.model.arch, small_stem=cfg.model.small_stem)
+    net, _ = build_backbone(cfg.model.arch, small_stem=cfg.model.small_stem, width=cfg.model.width)
     return net.eval()

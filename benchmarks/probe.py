@@ -1,0 +1,49 @@
+"""One learning probe = one `cckit train` run with the kNN monitor; its curve goes to a JSON-lines log.
+
+    python benchmarks/probe.py NAME [key=value ...]       # appends to benchmarks/results/learning_probes.jsonl
+
+The base is configs/quickstart.yaml; the overrides are the probe. The row holds the command, the
+kNN curve (step -> top-1), the loss / intra_top1 / query_std at each kNN reading and the img/s.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from cckit.config import load_config
+from cckit.train import train
+
+
+def main() -> None:
+    name, overrides = sys.argv[1], sys.argv[2:]
+    config = "configs/quickstart.yaml"
+    if overrides and overrides[0].endswith(".yaml"):
+        config, overrides = overrides[0], overrides[1:]
+    run_dir = Path("runs/probes") / name
+    if run_dir.exists():
+        import shutil
+        shutil.rmtree(run_dir)
+    cfg = load_config(config, overrides + [f"run_dir={run_dir}"])
+    tic = time.perf_counter()
+    result = train(cfg, progress=False)
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    curve = [[r["step"], round(r["knn_top1"], 4)] for r in rows if "knn_top1" in r]
+    at = {r["step"]: r for r in rows}
+    diag = {s: {k: round(at[s][k], 4) for k in ("loss", "intra_top1", "query_std", "cycle_rate") if k in at[s]}
+            for s, _ in curve if s in at}
+    speed = [r["images_per_s"] for r in rows if "images_per_s" in r][5:]
+    row = {"probe": name, "config": config, "overrides": overrides, "knn_curve": curve, "diagnostics": diag,
+           "images_per_s_median": round(sorted(speed)[len(speed) // 2], 1) if speed else None,
+           "seconds": round(time.perf_counter() - tic, 1), "steps": result["steps"]}
+    out = Path("benchmarks/results/learning_probes.jsonl")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "a") as f:
+        f.write(json.dumps(row) + "\n")
+    print(name, "knn:", " ".join(f"{s}:{v:.3f}" for s, v in curve))
+    print("  ", {s: d for s, d in diag.items()}, "img/s", row["images_per_s_median"], "s", row["seconds"])
+
+
+if __name__ == "__main__":
+    main()
