@@ -16,16 +16,14 @@ from pathlib import Path
 
 from cckit.config import load_config
 from cckit.data.index import load_splits
+from cckit.data.synthetic import STYLES as SYNTHETIC_STYLES
 from cckit.data.synthetic import MotionStyle, make_default_dataset
 from cckit.eval import eval_frame_sets, extract_features, frame_knn, pixel_features, random_backbone
 from cckit.job import run_main_job
 from cckit.utils import get_device
 
 # per-frame nuisance: the base styles of the P and V families below
-P_STYLE = MotionStyle(digit_scale=(0.45, 0.7), max_shift=0.3, max_rotation_deg=15.0, scale_jitter=0.15,
-                       brightness_jitter=0.1, background_contrast=1.0, background_colour_strength=0.2,
-                       foreground_colour_strength=0.0, background_level=(0.05, 0.3), noise_std=0.02,
-                       nuisance_per_frame=True)
+P_STYLE = SYNTHETIC_STYLES["clutter"]  # the quickstart's style since session 4
 V_STYLE = MotionStyle(digit_scale=(0.5, 0.7), max_shift=0.3, max_rotation_deg=15.0, scale_jitter=0.15,
                        brightness_jitter=0.1, background_contrast=0.0, background_colour_strength=0.9,
                        foreground_colour_strength=0.9, background_level=(0.2, 0.45), noise_std=0.02,

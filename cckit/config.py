@@ -23,7 +23,7 @@ METHODS = ("moco_v2", "intra_video", "cycle_contrast", "forward_nn")
 class DataConfig:
     source: str = "synthetic"  # "synthetic" (generated moving digits) or "manifest" (a cckit manifest.json root)
     root: str = "data/digits"  # dataset folder (holds manifest.json and videos/)
-    style: str = "easy"  # synthetic difficulty preset: "easy" (default) or "hard"
+    style: str = "easy"  # synthetic difficulty preset: "easy", "clutter" (quickstart: per-frame background clutter) or "hard"
     num_train: int = 1000  # synthetic: training videos
     num_test: int = 200  # synthetic: test videos (disjoint digit instances)
     frames_per_video: tuple[int, int] = (8, 16)  # synthetic: frames per video, drawn in [lo, hi]
@@ -137,7 +137,7 @@ CHOICES = {
     "data.on_error": ("raise", "skip"),
     "data.single_frame": ("same", "exclude"),
     "data.labels": ("folders", "none"),
-    "data.style": ("easy", "hard"),
+    "data.style": ("easy", "clutter", "hard"),
     "model.arch": ("resnet10", "resnet18", "resnet34", "resnet50"),
     "method.name": METHODS,
     "method.nn": ("soft", "hard"),

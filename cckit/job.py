@@ -11,13 +11,19 @@ from .checkpoint import load_backbone
 from .config import Config
 from .data.index import load_splits
 from .eval import eval_frame_sets, extract_features, frame_knn, pixel_features, random_backbone
+from .eval.monitor import stack_frames, with_estimated_bn
 from .report import write_report
 from .train import train
 from .utils import get_device
 
 
 def evaluate_checkpoint(checkpoint: str | Path, cfg: Config, *, floors: bool = True) -> dict:
-    """Frame kNN of a checkpoint's backbone on ``cfg``'s data; with ``floors`` also random init and pixels."""
+    """Frame kNN of a checkpoint's backbone on ``cfg``'s data.
+
+    With ``floors`` also the three floors: raw pixels, the random-init backbone as built (BN at
+    mean 0 / var 1) and the same backbone with BN statistics estimated on the train frames
+    (``random_init_bn``); ``highest_floor`` is the best of them at the first ``eval.knn_k``.
+    """
     device = get_device(cfg.train.device)
     splits = load_splits(cfg.data)
     memory_set, query_set = eval_frame_sets(splits, cfg)
@@ -26,6 +32,7 @@ def evaluate_checkpoint(checkpoint: str | Path, cfg: Config, *, floors: bool = T
     backbones = {"trained": load_backbone(checkpoint, cfg.model.arch, small_stem=cfg.model.small_stem)}
     if floors:
         backbones["random_init"] = random_backbone(cfg, seed=cfg.train.seed)
+        backbones["random_init_bn"] = with_estimated_bn(backbones["random_init"], stack_frames(memory_set)[0])
     for name, net in backbones.items():
         memory = extract_features(net, memory_set, device=device, batch_size=bs)
         queries = extract_features(net, query_set, device=device, batch_size=bs)
@@ -34,6 +41,9 @@ def evaluate_checkpoint(checkpoint: str | Path, cfg: Config, *, floors: bool = T
     if floors:
         for key, value in frame_knn(pixel_features(memory_set), pixel_features(query_set), cfg).items():
             out[f"{key}_pixels"] = value
+    if floors:
+        k = cfg.eval.knn_k[0]
+        out["highest_floor"] = max(out[f"knn{k}_top1_{name}"] for name in ("pixels", "random_init", "random_init_bn"))
     labels = torch.tensor([r.label for r in splits["test"]])
     out["chance"] = float(torch.bincount(labels).max()) / len(labels)
     return out
@@ -53,6 +63,9 @@ def run_main_job(cfg: Config, *, progress: bool = True) -> dict:
         "knn_k": k, "knn_temperature": cfg.eval.knn_temperature,
         "knn_top1_trained": metrics[f"knn{k}_top1_trained"], "knn_top1_random_init": metrics[f"knn{k}_top1_random_init"],
         "knn_top1_pixels": metrics[f"knn{k}_top1_pixels"],
+        "knn_top1_random_init_bn": metrics[f"knn{k}_top1_random_init_bn"],
+        "highest_floor": metrics["highest_floor"],
+        "above_highest_floor": metrics[f"knn{k}_top1_trained"] - metrics["highest_floor"],
         "knn_top5_trained": metrics[f"knn{k}_top5_trained"], "knn_top5_random_init": metrics[f"knn{k}_top5_random_init"],
         "knn_top5_pixels": metrics[f"knn{k}_top5_pixels"],
         "chance": metrics["chance"], "all_metrics": metrics, "final_train_stats": result["final"],

@@ -38,28 +38,38 @@ def training_figure(rows: list[dict], summary: dict):
     window = max(1, len(rows) // 50)
     ax = axes[0]
     for key in ("loss", "loss_intra", "loss_cycle"):
-        if rows and key in rows[0]:
-            ax.plot(steps, _smooth([r[key] for r in rows], window), label=key)
+        have = [r for r in rows if key in r]  # the step-0 kNN row has no loss
+        if have:
+            ax.plot([r["step"] for r in have], _smooth([r[key] for r in have], window), label=key)
     ax.set(xlabel="step", ylabel="loss", title="Training loss")
     ax.legend()
     ax = axes[1]
     for key, label in (("intra_top1", "intra top-1 (positive ranked first)"),
                        ("cycle_rate", "cycle-consistency rate")):
-        if rows and key in rows[0]:
-            ax.plot(steps, _smooth([r[key] for r in rows], window), label=label)
+        have = [r for r in rows if key in r]
+        if have:
+            ax.plot([r["step"] for r in have], _smooth([r[key] for r in have], window), label=label)
     ax.set(xlabel="step", ylabel="fraction of queries", title="Contrastive accuracy", ylim=(0, 1))
     ax.legend()
     ax = axes[2]
-    names = ["raw pixels", "random init", f"trained ({summary.get('method', '')})"]
-    values = [summary.get("knn_top1_pixels", 0), summary.get("knn_top1_random_init", 0), summary.get("knn_top1_trained", 0)]
-    bars = ax.bar(names, values, color=["#999999", "#bbbbbb", "#1f77b4"])
-    for bar, v in zip(bars, values):
-        ax.text(bar.get_x() + bar.get_width() / 2, v + 0.01, f"{v:.3f}", ha="center", va="bottom")
+    knn = [r for r in rows if "knn_top1" in r]
+    if knn:
+        ax.plot([r["step"] for r in knn], [r["knn_top1"] for r in knn], "o-", color="#1f77b4",
+                label=f"kNN monitor ({summary.get('method', '')})")
+    last = steps[-1] if steps else 1
+    ax.plot([last], [summary.get("knn_top1_trained", 0)], "*", ms=12, color="#d62728",
+            label=f"trained, final eval {summary.get('knn_top1_trained', 0):.3f}")
+    for key, label, colour in (("knn_top1_pixels", "raw pixels", "#7f7f7f"),
+                               ("knn_top1_random_init", "random init", "#bcbd22"),
+                               ("knn_top1_random_init_bn", "random init, BN on data", "#ff7f0e")):
+        if key in summary:
+            ax.axhline(summary[key], color=colour, ls="--", lw=1, label=f"{label} {summary[key]:.3f}")
     chance = summary.get("chance")
     if chance:
         ax.axhline(chance, color="k", ls=":", lw=1, label=f"chance {chance:.2f}")
-        ax.legend(loc="upper left")
-    ax.set(ylabel=f"kNN top-1 (k={summary.get('knn_k', 20)})", title="Test-frame kNN accuracy", ylim=(0, 1))
+    ax.legend(loc="lower right", fontsize=7)
+    ax.set(xlabel="step", ylabel=f"kNN top-1 (k={summary.get('knn_k', 20)})", title="Test-frame kNN accuracy",
+           ylim=(0, 1))
     fig.tight_layout()
     return fig
 
@@ -87,9 +97,11 @@ def write_report(run_dir: str | Path, summary: dict) -> Path:
         "|---|---|---|",
         f"| raw pixels | {summary['knn_top1_pixels']:.3f} | {summary.get('knn_top5_pixels', float('nan')):.3f} |",
         f"| random-init {summary.get('arch')} | {summary['knn_top1_random_init']:.3f} | {summary.get('knn_top5_random_init', float('nan')):.3f} |",
+        f"| random-init {summary.get('arch')}, BN statistics of the train frames | {summary.get('knn_top1_random_init_bn', float('nan')):.3f} | |",
         f"| trained {summary.get('arch')} ({summary.get('method')}) | {summary['knn_top1_trained']:.3f} | {summary.get('knn_top5_trained', float('nan')):.3f} |",
         "",
-        f"Chance is {summary.get('chance', float('nan')):.3f}.",
+        f"Chance is {summary.get('chance', float('nan')):.3f}. Trained minus the highest floor: "
+        f"{summary.get('above_highest_floor', float('nan')):+.3f}.",
         "",
         "## Training",
         "",

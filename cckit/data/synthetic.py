@@ -76,6 +76,15 @@ STYLES = {
         digit_scale=(0.55, 0.8), max_shift=0.2, max_rotation_deg=10.0, scale_jitter=0.1,
         brightness_jitter=0.1, background_contrast=0.25, background_colour_strength=0.25,
         foreground_colour_strength=0.3, noise_std=0.01),
+    # the default since the learning calibration (README "Calibration"): a new full-contrast
+    # background texture every frame, its hue per video, white digits. Clutter dominates raw pixels
+    # and random features; only the digit links two frames of a video and digits of one class
+    # link videos, so intra-video positives have to keep the digit and drop the clutter.
+    "clutter": MotionStyle(
+        digit_scale=(0.45, 0.7), max_shift=0.3, max_rotation_deg=15.0, scale_jitter=0.15,
+        brightness_jitter=0.1, background_contrast=1.0, background_colour_strength=0.2,
+        foreground_colour_strength=0.0, background_level=(0.05, 0.3), noise_std=0.02,
+        nuisance_per_frame=True),
     "hard": MotionStyle(
         digit_scale=(0.3, 0.5), max_shift=0.5, max_rotation_deg=25.0, scale_jitter=0.25,
         brightness_jitter=0.25, background_contrast=1.0, background_colour_strength=1.0,

@@ -1,4 +1,4 @@
-"""Training curves from ``metrics.jsonl``: loss terms, intra top-1, cycle-consistency rate, learning rate."""
+"""Training curves from ``metrics.jsonl``: loss terms, intra top-1, cycle-consistency rate, learning rate, kNN monitor."""
 from __future__ import annotations
 
 import json
@@ -14,6 +14,7 @@ PANELS = (
     ("intra top-1", "fraction of queries", "Intra top-1 (positive ranked first)", ("intra_top1",)),
     ("cycle rate", "fraction of queries", "Cycle-consistency rate", ("cycle_rate",)),
     ("lr", "learning rate", "Learning rate", ("lr",)),
+    ("knn", "kNN top-1", "kNN monitor (test frames)", ("knn_top1",)),
 )
 STYLES = {"loss": "-", "loss_intra": "--", "loss_cycle": ":"}
 
@@ -44,7 +45,7 @@ def smooth(values, window: int) -> np.ndarray:
 
 
 def training_curves_figure(runs, *, smoothing: int | None = None):
-    """Four panels of one or more runs.
+    """Five panels of one or more runs.
 
     Args:
         runs: a ``metrics.jsonl`` path, a run directory, a list of metric rows, or a dict
@@ -56,21 +57,22 @@ def training_curves_figure(runs, *, smoothing: int | None = None):
     runs = {name: read_metrics(r) if isinstance(r, (str, Path)) else list(r) for name, r in runs.items()}
     longest = max((len(r) for r in runs.values()), default=0)
     window = smoothing or max(1, longest // 50)
-    fig = new_figure(15, 3.6, layout="constrained")
+    fig = new_figure(18, 3.6, layout="constrained")
     axes = fig.subplots(1, len(PANELS))
     colours = matplotlib.colormaps["tab10"]
     for ax, (_, ylabel, title, keys) in zip(axes, PANELS):
         for i, (name, rows) in enumerate(runs.items()):
-            steps = [r["step"] for r in rows]
             for key in keys:
-                if not rows or key not in rows[0]:
+                have = [r for r in rows if key in r]  # e.g. kNN readings only every train.knn_every steps
+                if not have:
                     continue
                 label = " ".join(x for x in (name, key if len(keys) > 1 else "") if x) or None
-                values = [r[key] for r in rows]
-                ax.plot(steps, values if key == "lr" else smooth(values, window), STYLES.get(key, "-"),
+                steps, values = [r["step"] for r in have], [r[key] for r in have]
+                raw = key in ("lr", "knn_top1")
+                ax.plot(steps, values if raw else smooth(values, window), "o-" if key == "knn_top1" else STYLES.get(key, "-"),
                         color=colours(i), label=label)
         ax.set(xlabel="step", ylabel=ylabel, title=title)
-        if ylabel == "fraction of queries":
+        if ylabel in ("fraction of queries", "kNN top-1"):
             ax.set_ylim(-0.02, 1.02)
         if not ax.lines:
             ax.text(0.5, 0.5, "not logged by this method", ha="center", va="center", transform=ax.transAxes,
@@ -78,5 +80,5 @@ def training_curves_figure(runs, *, smoothing: int | None = None):
         elif any(line.get_label() and not line.get_label().startswith("_") for line in ax.lines):
             ax.legend(fontsize=7)
     if window > 1:
-        fig.suptitle(f"moving average over {window} steps (learning rate unsmoothed)", fontsize=9)
+        fig.suptitle(f"moving average over {window} steps (learning rate and kNN unsmoothed)", fontsize=9)
     return fig
