@@ -119,9 +119,10 @@ video_strips_figure(splits["train"][:6], frames=8, root=cfg.data.root)"""),
         code("""from cckit.data.dataset import TrainClips
 
 clips = TrainClips(splits["train"], cfg.data, seed=cfg.train.seed)
-x_q, x_k, x_p, video_id = clips[0][:4]  # (a 5th item flags a stand-in for an unreadable video)
-print("x_q", tuple(x_q.shape), "x_k", tuple(x_k.shape), "x_p", tuple(x_p.shape), "video", video_id,
-      "frames (f, f')", clips.sample_frames(0))"""),
+frames, seed, video_id, replaced = clips[0]  # data.augment=batch: the loader hands over uint8 frames f, f'
+print("frames f, f'", tuple(frames.shape), frames.dtype, "· seed", seed, "· video", video_id, "· stand-in", replaced)
+x_q, x_k, x_p, video_ids = clips.views([0])  # the batched augmentation, as the trainer runs it
+print("x_q", tuple(x_q.shape), "x_k", tuple(x_k.shape), "x_p", tuple(x_p.shape), "frames (f, f')", clips.sample_frames(0))"""),
         md("""
 ## Positive pairs of a batch
 Rows: frame *f*, the query crop `x_q`, the key crop `x_k` of the same frame (MoCo v2's positive),
@@ -158,19 +159,26 @@ model = CycleContrastModel(cfg.model).to(device).train()
 optimizer = build_optimizer(model, cfg)
 x_q, x_k, x_p, video_ids = (t.to(device) for t in first_batch(cfg))
 print("device", device, "· batch", tuple(x_q.shape), "· video ids", video_ids[:8].tolist(), "...")"""),
-        md("**1. Encode.** Online encoder on `x_q` (both heads), momentum encoder on `x_k` and `x_p` in one pass (shuffled for split-BN)."),
+        md("**1. Encode.** The paper (`method.key_encoder=momentum`): online encoder on `x_q` (both heads), momentum encoder on `x_k` and `x_p` in one pass (shuffled for split-BN). The quickstart's small-scale variant (`online`): `x_q` and its second view (`x_p`; `x_k` for moco_v2) in one online pass, both with gradient; the queues take the second view's detached embeddings."),
         code("""from cckit.utils import step_generator
 
 n = x_q.shape[0]
-q_z, q_c = model(x_q)  # z(x_q), c(x_q): N x D, with grad
-m_z, m_c = model.encode_momentum(torch.cat([x_k, x_p]), generator=step_generator(cfg.train.seed, 0, salt=1))
-k_z, k_c, p_z, p_c = m_z[:n], m_c[:n], m_z[n:], m_c[n:]  # momentum keys (x_k) and positives (x_p)
-print("q_z", tuple(q_z.shape), "q_c", tuple(q_c.shape), "k_z", tuple(k_z.shape), "p_c", tuple(p_c.shape))
+if cfg.method.key_encoder == "online":
+    z, c = model(torch.cat([x_q, x_k if cfg.method.name == "moco_v2" else x_p]))  # 2N x D each, with grad
+    q_z, q_c, p_z, p_c = z[:n], c[:n], z[n:], c[n:]
+    k_z, k_c = p_z.detach(), p_c.detach()  # what the queues take
+    p_c = k_c  # the cycle's positive carries no gradient (the model learns it only through w)
+else:
+    q_z, q_c = model(x_q)  # z(x_q), c(x_q): N x D, with grad
+    m_z, m_c = model.encode_momentum(torch.cat([x_k, x_p]), generator=step_generator(cfg.train.seed, 0, salt=1))
+    k_z, k_c, p_z, p_c = m_z[:n], m_c[:n], m_z[n:], m_c[n:]  # momentum keys (x_k) and positives (x_p)
+print(cfg.method.key_encoder, "keys · q_z", tuple(q_z.shape), "q_c", tuple(q_c.shape), "k_z", tuple(k_z.shape), "p_c", tuple(p_c.shape))
 print("unit norm:", torch.allclose(q_c.norm(dim=1), torch.ones(n)), "· q_z·p_z mean", round(float((q_z * p_z).sum(1).mean().detach()), 3))"""),
-        md("**2. Losses.** Intra-video InfoNCE against the queue `Q_z`, plus λ × the cycle loss through a support set `U` drawn from `Q_c`."),
+        md("**2. Losses.** Intra-video InfoNCE (paper: against the queue `Q_z`; online variant: symmetric, against the other samples of the batch), plus λ × the cycle loss through a support set `U` drawn from `Q_c`."),
         code("""from cckit.objective import Embeddings, compute_objective
 
-emb = Embeddings(q_z, q_c, k_z, p_z, p_c, video_ids)
+emb = Embeddings(query_intra=q_z, query_cycle=q_c, key_intra=k_z, positive_intra=p_z, positive_cycle=p_c,
+                 video_ids=video_ids, key_cycle=k_c)
 loss, stats = compute_objective(emb, model.queue_intra, model.queue_intra_ids, model.queue_cycle,
                                 model.queue_cycle_ids, cfg.method, step_generator(cfg.train.seed, 0))
 {name: round(float(value), 4) for name, value in stats.items()}"""),
@@ -179,7 +187,7 @@ loss, stats = compute_objective(emb, model.queue_intra, model.queue_intra_ids, m
 loss.backward()
 head = model.encoder.head_cycle if model.encoder.head_cycle is not None else model.encoder.head_intra
 print("grad norm: backbone conv1", round(float(model.encoder.backbone.conv1.weight.grad.norm()), 4),
-      "· cycle head", round(float(head[2].weight.grad.norm()), 4))
+      "· cycle head", round(float(head[-1].weight.grad.norm()), 4))
 optimizer.step()"""),
         md("**4. EMA.** The momentum encoder moves a fraction `1 - m` towards the online encoder."),
         code("""from cckit.model import update_momentum
@@ -187,7 +195,7 @@ optimizer.step()"""),
 before = model.encoder_m.backbone.conv1.weight.clone()
 update_momentum(model.encoder, model.encoder_m, cfg.model.momentum)
 print("m =", cfg.model.momentum, "· momentum conv1 moved by", f"{float((model.encoder_m.backbone.conv1.weight - before).norm()):.2e}")"""),
-        md("**5. Enqueue.** The keys of `x_k` (both heads) overwrite the oldest queue rows, with their video ids."),
+        md("**5. Enqueue.** The keys (both heads) overwrite the oldest queue rows, with their video ids."),
         code("""from cckit.model import enqueue
 
 print("queue pointers before", model.queue_ptr.tolist())
@@ -211,6 +219,7 @@ from cckit.train import train
 
 result = train(replace(cfg, resume="none" if FRESH else "auto"))
 {key: result[key] for key in ("steps", "train_steps_this_run", "train_seconds", "device")}"""),
+        md("The last panel is the kNN monitor (`train.knn_every`): weighted-kNN top-1 of test frames against train frames during training; its step-0 point is the random initialisation, so the curve shows where training leaves it."),
         code("""from cckit.viz import training_curves_figure
 
 training_curves_figure(cfg.run_dir)"""),

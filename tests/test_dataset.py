@@ -45,6 +45,7 @@ def videos(tmp_path):
 
 
 def _cfg(root, **kw):
+    kw.setdefault("augment", "loader")  # per-sample crops in the item; the batch path is tested below
     return DataConfig(source="videos", root=str(root), crop_size=16, workers=0, **kw)
 
 
@@ -65,6 +66,13 @@ def test_items_are_pure_and_identical_with_or_without_the_frame_cache(videos):
             torch.testing.assert_close(x, y, rtol=0, atol=0)  # exact frames through both paths
             torch.testing.assert_close(x, z, rtol=0, atol=0)
     assert not torch.equal(cached[(0, 5)][0], cached[(1, 5)][0])  # another epoch, other crops
+    # data.augment=batch: the items are the uint8 frames f, f' and the seed, the same both ways
+    cached = TrainClips(records, _cfg(videos, cache_frames=True, augment="batch", size=32), seed=3)
+    streamed = TrainClips(records, _cfg(videos, cache_frames=False, augment="batch", size=32), seed=3)
+    for item in (5, (2, 7), (0, 0)):
+        a, b = cached[item], streamed[item]
+        assert len(a) == 4 and a[0].dtype == torch.uint8 and a[0].shape == (2, 3, 32, 32)
+        assert torch.equal(a[0], b[0]) and a[1] == b[1] and a[2] == b[2]
 
 
 def test_one_frame_videos_and_max_frame_distance(videos):

@@ -96,6 +96,7 @@ def test_torchrun_two_processes_through_the_cli(tiny_overrides, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     run_dir = Path([o for o in tiny_overrides if o.startswith("run_dir=")][0].split("=", 1)[1])
     rows = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert [row["step"] for row in rows] == [1, 2, 3]  # rank 0 alone writes
+    assert [row["step"] for row in rows] == [0, 1, 2, 3]  # rank 0 alone writes (step 0: the kNN monitor)
+    assert [row["step"] for row in rows if "knn_top1" in row] == [0, 3]  # rank 0 monitors, the others wait
     state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
     assert state["step"] == 3 and int(state["model"]["queue_ptr"][0]) == 24  # 3 steps of the global batch 8

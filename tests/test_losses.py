@@ -131,3 +131,36 @@ def test_negative_mask_removes_negatives_exactly():
     mask = torch.zeros(4, 12, dtype=torch.bool)
     mask[:, 6:] = True
     assert info_nce(q, p, neg, 0.1, mask).item() == pytest.approx(info_nce(q, p, neg[:6], 0.1).item(), rel=1e-12)
+
+
+def _nt_xent_reference(a, b, t):
+    z = torch.cat([a, b]).double()
+    n = a.shape[0]
+    total, hits = 0.0, 0
+    for i in range(2 * n):
+        partner = (i + n) % (2 * n)
+        sims = {j: float(z[i] @ z[j]) / t for j in range(2 * n) if j != i}
+        denom = sum(math.exp(s) for s in sims.values())
+        total += -(sims[partner] - math.log(denom))
+        hits += max(sims, key=sims.get) == partner
+    return total / (2 * n), hits / (2 * n)
+
+
+def test_nt_xent_equals_a_plain_reference_and_its_closed_form():
+    from cckit.losses import nt_xent
+    torch.manual_seed(0)
+    a, b = F.normalize(torch.randn(6, 8), dim=1), F.normalize(torch.randn(6, 8), dim=1)
+    loss, top1 = nt_xent(a, b, 0.2)
+    ref_loss, ref_top1 = _nt_xent_reference(a, b, 0.2)
+    assert float(loss) == pytest.approx(ref_loss, rel=1e-5)
+    assert float(top1) == pytest.approx(ref_top1)
+    same = F.normalize(torch.ones(5, 4), dim=1)  # every similarity equal -> log(2N - 1)
+    assert float(nt_xent(same, same, 0.1)[0]) == pytest.approx(math.log(9), rel=1e-6)
+
+
+def test_cross_view_info_nce_equals_info_nce_with_the_other_candidates_as_negatives():
+    from cckit.losses import cross_view_info_nce, info_nce
+    torch.manual_seed(1)
+    a, c = F.normalize(torch.randn(4, 8), dim=1), F.normalize(torch.randn(4, 8), dim=1)
+    per_row = [info_nce(a[i:i + 1], c[i:i + 1], c[[j for j in range(4) if j != i]], 0.3) for i in range(4)]
+    assert float(cross_view_info_nce(a, c, 0.3)) == pytest.approx(float(sum(per_row) / 4), rel=1e-6)

@@ -90,3 +90,33 @@ def test_load_backbone_reports_missing_and_unexpected_keys(tmp_path):
     save_checkpoint(tmp_path / "x.pt", state)
     with pytest.raises(DataError, match=r"x.pt: backbone weights do not fit resnet10 \(missing: layer4.*unexpected: extra.weight"):
         load_backbone(tmp_path / "x.pt", "resnet10")
+
+
+def test_width_64_is_torchvision_and_other_widths_keep_the_names():
+    import torchvision
+    ref = torchvision.models.resnet18(weights=None)
+    ref.fc = torch.nn.Identity()
+    ref_shapes = {k: v.shape for k, v in ref.state_dict().items()}
+    net, dim = build_backbone("resnet18", width=64)
+    assert dim == 512 and {k: v.shape for k, v in net.state_dict().items()} == ref_shapes
+    narrow, dim16 = build_backbone("resnet18", width=16)
+    assert dim16 == 128 and set(narrow.state_dict()) == set(ref_shapes)
+    assert narrow.conv1.weight.shape == (16, 3, 7, 7) and narrow.layer4[1].conv2.weight.shape == (128, 128, 3, 3)
+    assert narrow(torch.randn(2, 3, 32, 32)).shape == (2, 128)
+    small, _ = build_backbone("resnet10", width=32, small_stem=True)
+    assert small.conv1.weight.shape == (32, 3, 3, 3)
+
+
+def test_load_backbone_reads_the_width_of_a_checkpoint(tmp_path):
+    from cckit.checkpoint import load_backbone
+    from cckit.config import ModelConfig
+    cfg = ModelConfig(arch="resnet10", width=16, queue_size=8, cycle_queue_size=8)
+    model = CycleContrastModel(cfg).eval()
+    path = tmp_path / "w16.pt"
+    torch.save({"config": {"model": {"arch": "resnet10", "width": 16}}, "model": model.state_dict()}, path)
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(load_backbone(path)(x), model.encoder.backbone(x), rtol=0, atol=0)
+    # an official-style checkpoint records no width: it is read off the stem
+    bare = tmp_path / "bare.pt"
+    torch.save({"state_dict": {f"module.encoder_q.{k}": v for k, v in model.encoder.backbone.state_dict().items()}}, bare)
+    torch.testing.assert_close(load_backbone(bare, "resnet10")(x), model.encoder.backbone(x), rtol=0, atol=0)

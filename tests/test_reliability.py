@@ -88,7 +88,7 @@ def test_sigkill_mid_epoch_then_resume_auto_is_bit_identical(tiny_overrides, tmp
     and identical metrics for every step, each step logged exactly once."""
     steps = 10  # 4 per epoch: killed after step 6 (mid-epoch 1), resumed across the epoch boundary at 8
     args = ["train", "configs/quickstart.yaml", *tiny_overrides, f"train.max_steps={steps}",
-            "train.checkpoint_every=2", "data.workers=2",
+            "train.checkpoint_every=2", "data.workers=2", "train.knn_every=3",  # kNN readings at 0, 3, 6, 9, 10
             "train.log_every=100",  # metrics must reach the disk with each checkpoint, not only every log_every
             "--quiet"]
     full = run_cckit(*args, f"run_dir={tmp_path / 'full'}")
@@ -115,7 +115,8 @@ def test_sigkill_mid_epoch_then_resume_auto_is_bit_identical(tiny_overrides, tmp
     assert a["step"] == steps and a["model"]["queue_ptr"].tolist() == [steps * 8 % 64] * 2
     assert_same_state(a, b)
     rows_a, rows_b = metric_rows(tmp_path / "full"), metric_rows(tmp_path / "killed")
-    assert [r["step"] for r in rows_b] == list(range(1, steps + 1))
+    assert [r["step"] for r in rows_b] == list(range(0, steps + 1))  # step 0: the kNN of the random init
+    assert [r["step"] for r in rows_b if "knn_top1" in r] == [0, 3, 6, 9, 10]
     assert [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in rows_a] == \
            [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in rows_b]
     assert not list(ckpts.glob(".*"))  # temporary files of the killed run were cleaned up
@@ -134,7 +135,8 @@ def test_sigterm_and_ctrl_c_save_the_last_finished_step_then_exit_130(tiny_overr
     dirs = {"SIGTERM": tmp_path / "term", "SIGINT": tmp_path / "int"}
     for name, proc in procs.items():
         metrics = dirs[name] / "metrics.jsonl"
-        wait_for(lambda: metrics.exists() and metrics.read_text().count("\n") >= 2, proc, what="two steps")
+        # the first line is the kNN reading of step 0 (the quickstart monitors), then one per step
+        wait_for(lambda: metrics.exists() and metrics.read_text().count("\n") >= 3, proc, what="two steps")
         if name == "SIGTERM":
             proc.send_signal(signal.SIGTERM)
         else:
@@ -148,7 +150,7 @@ def test_sigterm_and_ctrl_c_save_the_last_finished_step_then_exit_130(tiny_overr
         step = int(m.group(1))
         state = load_checkpoint(m.group(2))
         assert state["step"] == step >= 2
-        assert [r["step"] for r in metric_rows(dirs[name])] == list(range(1, step + 1))
+        assert [r["step"] for r in metric_rows(dirs[name])] == list(range(0, step + 1))
         assert (dirs[name] / "checkpoints" / f"step_{step:08d}.pt").is_file()
 
 

@@ -1,4 +1,4 @@
-"""Single-device speed options: augmentation on the training device and torch.compile."""
+"""Single-device speed options: batched augmentation on the training device and torch.compile."""
 import pytest
 import torch
 
@@ -6,43 +6,43 @@ from cckit.checkpoint import load_checkpoint
 from cckit.config import ConfigError, load_config
 from cckit.data.dataset import TrainClips
 from cckit.data.index import load_splits
-from cckit.data.transforms import DeviceAugment
+from cckit.data.batch_augment import BatchAugment
 from cckit.train import train
 
 
-def test_device_augment_gives_the_loader_crops(tiny_overrides):
-    cfg = load_config(None, tiny_overrides)
-    device_cfg = load_config(None, tiny_overrides + ["data.augment=device"])
+def test_batch_path_hands_the_exact_frames_and_a_pure_seed(tiny_overrides):
+    cfg = load_config(None, tiny_overrides + ["data.augment=batch"])
     records = load_splits(cfg.data)["train"][:5]
-    on_loader, on_device = TrainClips(records, cfg.data, seed=3), TrainClips(records, device_cfg.data, seed=3)
-    on_loader.set_epoch(2), on_device.set_epoch(2)
-    items = [on_device[i] for i in range(5)]
-    frames = torch.stack([it[0] for it in items])
-    assert frames.dtype == torch.uint8 and frames.shape == (5, 2, 3, 32, 32)
-    before = torch.random.get_rng_state()
-    x_q, x_k, x_p = DeviceAugment(device_cfg.data)(frames, torch.tensor([it[1] for it in items]), torch.device("cpu"))
-    assert torch.equal(torch.random.get_rng_state(), before)  # the global generator is left as it was
+    clips = TrainClips(records, cfg.data, seed=3)
     for i in range(5):
-        q, k, p, vid, _ = on_loader[i]
-        assert items[i][2] == vid
-        assert torch.equal(x_q[i], q) and torch.equal(x_k[i], k) and torch.equal(x_p[i], p)
+        frames, seed, vid, replaced = clips[(2, i)]
+        f, f2 = clips.sample_frames(i, epoch=2)
+        expected = torch.from_numpy(clips.frames.get(i, [f, f2])).permute(0, 3, 1, 2)
+        assert frames.dtype == torch.uint8 and torch.equal(frames, expected)
+        assert vid == records[i].video_id and not replaced
+        assert clips[(2, i)][1] == seed and clips[(3, i)][1] != seed  # pure in (seed, epoch, index)
+    frames = torch.stack([clips[(2, i)][0] for i in range(5)])
+    seeds = torch.tensor([clips[(2, i)][1] for i in range(5)])
+    x_q, x_k, x_p = BatchAugment(cfg.data)(frames, seeds, torch.device("cpu"))
+    assert x_q.shape == x_k.shape == x_p.shape == (5, 3, 32, 32)
     assert not torch.equal(x_q[0], x_k[0])  # two crops of the frame, not one
 
 
-def test_training_with_device_augment_matches_the_loader_path(tiny_overrides, tmp_path):
-    states = {}
-    for where in ("loader", "device"):
-        cfg = load_config(None, tiny_overrides + ["train.max_steps=3", f"data.augment={where}",
-                                                  f"run_dir={tmp_path / where}"])
+def test_training_on_either_augmentation_path(tiny_overrides, tmp_path):
+    import json
+    for where in ("batch", "loader"):
+        run = tmp_path / where
+        cfg = load_config(None, tiny_overrides + ["train.max_steps=2", f"data.augment={where}", f"run_dir={run}"])
         train(cfg, progress=False)
-        states[where] = load_checkpoint(tmp_path / where / "checkpoints" / "last.pt")["model"]
-    for key, value in states["loader"].items():
-        torch.testing.assert_close(states["device"][key], value, rtol=0, atol=0, msg=key)
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in rows] == [1, 2]
 
 
-def test_augment_must_be_loader_or_device():
+def test_augment_must_be_batch_or_loader():
     with pytest.raises(ConfigError, match="data.augment"):
         load_config(None, ["data.augment=gpu"])
+    with pytest.raises(ConfigError, match="'device' is now 'batch'"):
+        load_config(None, ["data.augment=device"])
 
 
 def test_compiled_encoder_trains_like_the_eager_one(tiny_overrides, tmp_path):

@@ -163,11 +163,13 @@ def test_positive_pairs_are_the_training_items(tiny_data):
     cfg = load_config(None, TINY + [f"data.root={tiny_data}"])
     clips = TrainClips(load_splits(cfg.data)["train"], cfg.data, seed=5)
     pairs = positive_pairs(clips, [2, 7, 11])
+    from cckit.data.batch_augment import BatchAugment
     for col, i in enumerate([2, 7, 11]):
-        item = clips[i]
-        for key, value in zip(("x_q", "x_k", "x_p"), item[:3]):
-            torch.testing.assert_close(pairs[key][col], value)
-        assert int(pairs["video_ids"][col]) == item[3]
+        frames, seed, vid, _ = clips[i]  # data.augment=batch: what the loader hands the trainer
+        views = BatchAugment(cfg.data)(frames[None], torch.tensor([seed]), torch.device("cpu"))
+        for key, value in zip(("x_q", "x_k", "x_p"), views):
+            torch.testing.assert_close(pairs[key][col], value[0], rtol=0, atol=0)
+        assert int(pairs["video_ids"][col]) == vid
         f, f2 = clips.sample_frames(i)
         assert pairs["frames"][col].tolist() == [f, f2]
         np.testing.assert_array_equal(pairs["raw"][col].numpy(), clips.frames.get(i, [f, f2]))
@@ -222,9 +224,14 @@ def test_knn_explorer_accuracy_is_the_weighted_knn():
 
 def test_training_curves_plot_the_logged_values(tmp_path):
     rows = [{"step": s, "loss": 5.0 - s / 10, "loss_intra": 4.0, "intra_top1": s / 20, "lr": 0.1 / s} for s in range(1, 11)]
-    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 11, "lo')
+    knn = [{"step": 0, "knn_top1": 0.2}, {"step": 5, "knn_top1": 0.3}, {"step": 10, "knn_top1": 0.45}]
+    rows[4]["knn_top1"], rows[9]["knn_top1"] = 0.3, 0.45
+    lines = [json.dumps(knn[0])] + [json.dumps(r) for r in rows]  # the monitor's step-0 row comes first
+    (tmp_path / "metrics.jsonl").write_text("".join(line + "\n" for line in lines) + '{"step": 11, "lo')
     fig = training_curves_figure(tmp_path, smoothing=1)
-    loss_ax, top1_ax, cycle_ax, lr_ax = fig.axes
+    loss_ax, top1_ax, cycle_ax, lr_ax, knn_ax = fig.axes
+    np.testing.assert_allclose(knn_ax.lines[0].get_xdata(), [0, 5, 10])
+    np.testing.assert_allclose(knn_ax.lines[0].get_ydata(), [r["knn_top1"] for r in knn])
     np.testing.assert_allclose(loss_ax.lines[0].get_ydata(), [r["loss"] for r in rows])
     np.testing.assert_allclose(top1_ax.lines[0].get_xdata(), range(1, 11))
     np.testing.assert_allclose(lr_ax.lines[0].get_ydata(), [r["lr"] for r in rows])

@@ -20,6 +20,7 @@ from torchvision.transforms import v2
 
 from ..config import DataConfig
 from ..errors import DataError
+from .batch_augment import BatchAugment
 from .extract import FrameCache
 from .frames import read_frame_files
 from .transforms import eval_transform, seeded_views, train_transform
@@ -180,6 +181,17 @@ class TrainClips(Dataset):
             return images, seed, self.records[j].video_id, replaced
         x_q, x_k, x_p = seeded_views(self.transform, images[0], images[1], seed)
         return x_q, x_k, x_p, self.records[j].video_id, replaced
+
+
+    def views(self, items, device: torch.device | str = "cpu") -> tuple[torch.Tensor, ...]:
+        """``(x_q, x_k, x_p, video_ids)`` of ``items`` (indices or ``(epoch, index)`` pairs) exactly
+        as the trainer sees them, whichever ``data.augment`` (batch: augmented here on ``device``)."""
+        batch = [self[item] for item in items]
+        if self.cfg.augment != "batch":
+            return tuple(torch.stack([b[j] for b in batch]) for j in range(3)) + (torch.tensor([b[3] for b in batch]),)
+        frames = torch.stack([b[0] for b in batch])
+        seeds = torch.tensor([b[1] for b in batch])
+        return (*BatchAugment(self.cfg)(frames, seeds, torch.device(device)), torch.tensor([b[2] for b in batch]))
 
 
 class EvalFrames(Dataset):

@@ -43,11 +43,13 @@ def backbone_features(backbone: nn.Module, images: torch.Tensor, *, batch_size: 
 
 @torch.no_grad()
 def with_estimated_bn(backbone: nn.Module, images: torch.Tensor, *, batch_size: int = 256) -> nn.Module:
-    """A copy of ``backbone`` whose BatchNorm running statistics are the exact averages over ``images``.
+    """A copy of ``backbone`` whose BatchNorm running statistics are estimated on ``images``.
 
     A randomly initialised network keeps BN at mean 0 / var 1, which is not what any trained
     network sees; re-estimating the statistics on data (as after a weight average) gives the
-    honest random-init floor. Returns the copy in eval mode; ``backbone`` is untouched.
+    honest random-init floor. Each statistic is the plain average of its per-batch values over
+    near-equal batches of at most ``batch_size`` (one batch: the exact mean and unbiased
+    variance). Returns the copy in eval mode; ``backbone`` is untouched.
     """
     net = copy.deepcopy(backbone)
     norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
@@ -56,8 +58,8 @@ def with_estimated_bn(backbone: nn.Module, images: torch.Tensor, *, batch_size: 
         m.momentum = None  # cumulative average over every batch
     net.train()
     device = next(net.parameters()).device
-    for start in range(0, len(images), batch_size):
-        net(images[start:start + batch_size].to(device))
+    for chunk in images.tensor_split(max(1, -(-len(images) // batch_size))):  # never a batch of one
+        net(chunk.to(device))
     return net.eval()
 
 

@@ -125,11 +125,8 @@ def model_banks(cfg: Config, dataset: EvalFrames, methods=(), *, random_init: bo
 
 def first_batch(cfg: Config, *, epoch: int = 0) -> tuple:
     """The batch ``(x_q, x_k, x_p, video_ids)`` the trainer draws first in ``epoch`` (step 0 for epoch 0)."""
-    from torch.utils.data import DataLoader
-
     from ..data.dataset import EpochBatches, TrainClips
 
     clips = TrainClips(load_splits(cfg.data)["train"], cfg.data, seed=cfg.train.seed)
-    clips.set_epoch(epoch)
-    sampler = EpochBatches(len(clips), cfg.train.batch_size, cfg.train.seed, epoch)
-    return tuple(next(iter(DataLoader(clips, batch_sampler=sampler)))[:4])
+    batch = next(iter(EpochBatches(len(clips), cfg.train.batch_size, cfg.train.seed, epoch)))
+    return clips.views([(epoch, i) for i in batch])

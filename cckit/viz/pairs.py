@@ -42,17 +42,17 @@ def video_strips_figure(records: list[VideoRecord], *, frames: int = 8, root=Non
 def positive_pairs(dataset: TrainClips, indices) -> dict:
     """The training items ``indices`` of a :class:`TrainClips` with the frames they were cut from.
 
-    Returns ``x_q``, ``x_k``, ``x_p`` (n, 3, S, S) exactly as ``dataset[i]`` gives them, ``frames``
+    Returns ``x_q``, ``x_k``, ``x_p`` (n, 3, S, S) exactly as the trainer sees them, ``frames``
     (n, 2) the frame indices f and f', ``raw`` (n, 2, H, W, 3) uint8 frames f and f', ``video_ids``
     and ``labels`` (n,).
     """
     out = {"x_q": [], "x_k": [], "x_p": [], "frames": [], "raw": [], "video_ids": [], "labels": []}
     for i in indices:
         i = int(i)
-        x_q, x_k, x_p, vid = dataset[i][:4]
+        x_q, x_k, x_p, vid = (t[0] for t in dataset.views([i]))
         f, f2 = dataset.sample_frames(i)
         for key, value in (("x_q", x_q), ("x_k", x_k), ("x_p", x_p), ("frames", torch.tensor([f, f2])),
-                           ("raw", torch.from_numpy(dataset.frames.get(i, [f, f2]))), ("video_ids", torch.tensor(vid)),
+                           ("raw", torch.from_numpy(dataset.frames.get(i, [f, f2]))), ("video_ids", vid),
                            ("labels", torch.tensor(dataset.records[i].label))):
             out[key].append(value)
     return {k: torch.stack(v) for k, v in out.items()}
