@@ -1,6 +1,11 @@
 """One learning probe = one `cckit train` run with the kNN monitor; its curve goes to a JSON-lines log.
 
     python benchmarks/probe.py NAME [key=value ...]       # appends to benchmarks/results/learning_probes.jsonl
+    python benchmarks/probe.py NAME --detach-second [key=value ...]
+
+``--detach-second`` (a bisect step, not a library option): with ``method.key_encoder=online``, the
+second view's embedding enters NT-Xent without gradient, so the only change from the online
+variant is the stop-gradient that momentum keys have.
 
 The base is configs/quickstart.yaml; the overrides are the probe. The row holds the command, the
 kNN curve (step -> top-1), the loss / intra_top1 / query_std at each kNN reading and the img/s.
@@ -18,6 +23,15 @@ from cckit.train import train
 
 def main() -> None:
     name, overrides = sys.argv[1], sys.argv[2:]
+    if "--detach-second" in overrides:
+        overrides = [o for o in overrides if o != "--detach-second"]
+        import cckit.objective as objective
+        online = objective.online_intra_term
+
+        def detached(emb, *args):
+            from dataclasses import replace
+            return online(replace(emb, positive_intra=emb.positive_intra.detach()), *args)
+        objective.online_intra_term = detached
     config = "configs/quickstart.yaml"
     if overrides and overrides[0].endswith(".yaml"):
         config, overrides = overrides[0], overrides[1:]
@@ -34,7 +48,7 @@ def main() -> None:
     diag = {s: {k: round(at[s][k], 4) for k in ("loss", "intra_top1", "query_std", "cycle_rate") if k in at[s]}
             for s, _ in curve if s in at}
     speed = [r["images_per_s"] for r in rows if "images_per_s" in r][5:]
-    row = {"probe": name, "config": config, "overrides": overrides, "knn_curve": curve, "diagnostics": diag,
+    row = {"probe": name, "config": config, "overrides": sys.argv[2:], "knn_curve": curve, "diagnostics": diag,
            "images_per_s_median": round(sorted(speed)[len(speed) // 2], 1) if speed else None,
            "seconds": round(time.perf_counter() - tic, 1), "steps": result["steps"]}
     out = Path("benchmarks/results/learning_probes.jsonl")

@@ -6,13 +6,18 @@ from cckit.errors import ConfigError
 
 
 def test_presets_load_and_round_trip():
-    for preset in ("configs/quickstart.yaml", "configs/paper_r50_r2v2.yaml"):
+    for preset in ("configs/quickstart.yaml", "configs/paper_r50_r2v2.yaml", "configs/gpu.yaml"):
         cfg = load_config(preset)
         assert config_from_dict(to_dict(cfg)) == cfg
     paper = load_config("configs/paper_r50_r2v2.yaml")
     assert (paper.model.arch, paper.train.batch_size, paper.train.lr, paper.train.epochs) == ("resnet50", 512, 0.06, 200)
     assert (paper.model.queue_size, paper.model.cycle_queue_size, paper.method.support_size) == (65536, 81920, 16384)
     assert (paper.method.temperature, paper.method.cycle_weight, paper.model.momentum) == (0.07, 0.1, 0.999)
+    # the official recipe keeps the paper's keys and width; the quickstart is the named variant
+    assert (paper.method.key_encoder, paper.model.width, paper.data.augment) == ("momentum", 64, "batch")
+    quick = load_config("configs/quickstart.yaml")
+    assert (quick.method.key_encoder, quick.model.width, quick.data.style, quick.train.knn_every) == ("online", 16, "clutter", 100)
+    assert load_config("configs/gpu.yaml").model.width == 64
 
 
 def test_overrides_are_parsed_as_yaml_values():
