@@ -56,9 +56,11 @@ def train_step(model: CycleContrastModel, optimizer: torch.optim.Optimizer, batc
     device = model.queue_intra.device
     mark = _Marks(timings, device)
     # A 5th element (TrainClips' per-sample 'replaced' flags) is counted by the loop, not used here.
-    x_q, x_k, x_p, video_ids = (t.to(device, non_blocking=True) for t in batch[:4])
+    # x_k may be None where the objective never reads it (the online variant of the frame methods)
+    x_q, x_k, x_p, video_ids = (None if t is None else t.to(device, non_blocking=True) for t in batch[:4])
     if cfg.train.channels_last:
-        x_q, x_k, x_p = (x.contiguous(memory_format=torch.channels_last) for x in (x_q, x_k, x_p))
+        x_q, x_k, x_p = (None if x is None else x.contiguous(memory_format=torch.channels_last)
+                         for x in (x_q, x_k, x_p))
     for group in optimizer.param_groups:
         group["lr"] = lr
     n = x_q.shape[0]
@@ -324,6 +326,13 @@ def train(cfg: Config, *, progress: bool = True) -> dict:
     if t.compile:  # the compiled wrapper shares the parameters; checkpoints keep plain names
         encoder = torch.compile(encoder)
     augment = BatchAugment(cfg.data) if cfg.data.augment == "batch" else None
+    collate = None
+    if augment is not None and device.type == "cpu" and cfg.data.workers > 0:
+        # on a CPU the loader workers run the batched call beside the training step; on a GPU
+        # the main process runs it on the device
+        collate, augment = augment.collate, None
+    # the online variant of the frame methods never reads x_k: its pixels are skipped
+    needs_key = cfg.method.key_encoder == "momentum" or cfg.method.name == "moco_v2"
     metrics_path = run_dir / "metrics.jsonl"
     monitor = _knn_monitor(splits, cfg) if main and t.knn_every > 0 else None
     if main:
@@ -344,14 +353,14 @@ def train(cfg: Config, *, progress: bool = True) -> dict:
         with _StopSignals() as stop:
             sampler = RunBatches(len(dataset), t.batch_size, t.seed, step, total,
                                  rank=dist_info.rank, world_size=dist_info.world_size)
-            loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.workers,
+            loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.workers, collate_fn=collate,
                                 pin_memory=device.type == "cuda", persistent_workers=cfg.data.workers > 0,
                                 generator=torch.Generator().manual_seed(t.seed))  # global RNG untouched
             tic = time.perf_counter()
             for batch in loader:
                 data_wait = time.perf_counter() - tic
                 if augment is not None:  # (frames, seeds, ids, replaced) -> (x_q, x_k, x_p, ids, replaced)
-                    batch = (*augment(batch[0], batch[1], device), *batch[2:])
+                    batch = (*augment(batch[0], batch[1], device, need_key=needs_key), *batch[2:])
                 values = train_step(model, optimizer, batch, cfg, step=step, lr=float(lrs[step]), dtype=dtype,
                                     scaler=scaler, encoder=encoder)
                 values = all_reduce_mean(values)

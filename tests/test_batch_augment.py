@@ -102,3 +102,12 @@ def test_blur_and_grayscale_equal_torchvision():
     from kornia.filters import gaussian_blur2d
     ours = gaussian_blur2d(x, (5, 5), torch.tensor([[0.25, 0.25]] * 3), border_type="reflect")
     torch.testing.assert_close(ours, TF.gaussian_blur(x, [5, 5], [0.25, 0.25]), atol=1e-5, rtol=0)
+
+
+def test_skipping_the_key_view_leaves_the_other_views_unchanged():
+    aug = _aug()
+    frames = torch.randint(0, 256, (4, 2, 3, 64, 64), dtype=torch.uint8)
+    seeds = torch.tensor([5, 6, 7, 8])
+    x_q, x_k, x_p = aug(frames, seeds, CPU)
+    q2, k2, p2 = aug(frames, seeds, CPU, need_key=False)
+    assert k2 is None and torch.equal(q2, x_q) and torch.equal(p2, x_p)

@@ -112,20 +112,36 @@ class BatchAugment:
                           jitter=v[:, 0] < c.color_jitter_prob, factors=factors, order=order,
                           gray=v[:, 1] < c.grayscale_prob, blur=v[:, 2] < c.blur_prob, sigma=sigma)
 
-    def __call__(self, frames: torch.Tensor, seeds: torch.Tensor,
-                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __call__(self, frames: torch.Tensor, seeds: torch.Tensor, device: torch.device,
+                 need_key: bool = True) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """``need_key=False`` skips the pixels of ``x_k`` (returned as None) for objectives that never
+        read it; the other views are unchanged, since every view's parameters are drawn either way."""
         n, _, _, height, width = frames.shape
         params = self.draw(seeds.tolist(), height, width)
-        x = self.apply(frames.to(device, non_blocking=True), params)  # 3N x 3 x S x S
+        if not need_key:
+            keep = np.r_[0:n, 2 * n:3 * n]
+            params = ViewParams(**{k: v[keep] for k, v in vars(params).items()})
+        x = self.apply(frames.to(device, non_blocking=True), params, views=(0, 1, 2) if need_key else (0, 2))
+        if not need_key:
+            return x[:n], None, x[n:]
         return x[:n], x[n:2 * n], x[2 * n:]
 
-    def apply(self, frames: torch.Tensor, p: ViewParams) -> torch.Tensor:
-        """The views of ``p`` (view-major, 3 per pair) of ``frames`` (N, 2, 3, H, W) -> (3N, 3, S, S)."""
+    def collate(self, items: list) -> tuple[torch.Tensor, ...]:
+        """A DataLoader ``collate_fn`` for CPU training with workers: the worker gathers and augments
+        the batch (one batched call), the main process only trains. Items are TrainClips'
+        ``(frames, seed, video_id, replaced)``; returns ``(x_q, x_k, x_p, video_ids, replaced)``."""
+        frames, seeds, ids, replaced = torch.utils.data.default_collate(items)
+        return (*self(frames, seeds, torch.device("cpu")), ids, replaced)
+
+    def apply(self, frames: torch.Tensor, p: ViewParams, views=(0, 1, 2)) -> torch.Tensor:
+        """The views of ``p`` (view-major: x_q, x_k, x_p rows of each pair; ``views`` says which are
+        present) of ``frames`` (N, 2, 3, H, W) -> (len(views) * N, 3, S, S)."""
         n = frames.shape[0]
         device = frames.device
         src = frames.reshape(n * 2, *frames.shape[2:]).float().div_(255)  # 2N x 3 x H x W
-        pair = torch.arange(n, device=device).repeat(3)
-        frame = torch.tensor([0] * (2 * n) + [1] * n, device=device)  # x_q, x_k from f; x_p from f'
+        pair = torch.arange(n, device=device).repeat(len(views))
+        # x_q, x_k come from f, x_p from f'
+        frame = torch.tensor([int(v == 2) for v in views for _ in range(n)], device=device)
         boxes = torch.as_tensor(p.boxes, dtype=torch.float32, device=device)
         rois = torch.cat([(pair * 2 + frame).float()[:, None], boxes], dim=1)  # V x 5
         s = self.cfg.crop_size
