@@ -22,7 +22,7 @@ FAST = os.environ.get("CCKIT_FAST") == "1"
 # preset of the full mode (the main job of make demo); fast mode shrinks it
 CONFIG = "../configs/quickstart.yaml"
 # the default videos are generated here on first use
-DATA_ROOT = "../data/digits_fast" if FAST else "../data/digits"
+DATA_ROOT = "../data/digits_fast" if FAST else "../data/digits_clutter"
 # trained here unless it already holds a finished run (full mode: the run of make demo)
 RUN_DIR = "../runs/notebooks_fast" if FAST else "../runs/quickstart"
 # more key=value overrides, e.g. ["train.max_steps=200"] or ["data.source=videos"]
