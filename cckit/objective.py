@@ -58,6 +58,12 @@ def with_batch_negatives(negatives: torch.Tensor, mask: torch.Tensor | None, bat
     return torch.cat([batch_keys.detach(), negatives]), torch.cat([same, mask], dim=1)
 
 
+def query_spread(query: torch.Tensor) -> torch.Tensor:
+    """Per-dimension std of (N, D) L2-normalised queries times sqrt(D): about 1 for embeddings
+    spread over the sphere, 0 when every query points the same way (collapse; SimSiam's measure)."""
+    return query.detach().float().std(0).mean() * query.shape[1] ** 0.5
+
+
 def momentum_intra_term(emb: Embeddings, queue_intra: torch.Tensor, queue_intra_ids: torch.Tensor,
                         cfg: MethodConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The paper's intra term: InfoNCE of z(x_q) against a momentum positive and the queue Q_z."""
@@ -99,9 +105,7 @@ def momentum_intra_term(emb: Embeddings, queue_intra: torch.Tensor, queue_intra_
     with torch.no_grad():
         logits = contrastive_logits(emb.query_intra, positive, negatives, t, own_video)  # N x (1+K)
         stats = {"loss_intra": loss_intra.detach(), "intra_top1": (logits.argmax(1) == 0).float().mean(),
-                 # per-dimension std of the queries times sqrt(D): about 1 for embeddings spread over
-                 # the sphere, 0 when every query points the same way (collapse; SimSiam's measure)
-                 "query_std": emb.query_intra.detach().float().std(0).mean() * emb.query_intra.shape[1] ** 0.5}
+                 "query_std": query_spread(emb.query_intra)}
     return loss_intra, stats
 
 
@@ -129,7 +133,7 @@ def online_intra_term(emb: Embeddings, queue_intra: torch.Tensor, queue_intra_id
     else:
         loss, top1 = nt_xent(q, p, t)
     return loss, {"loss_intra": loss.detach(), "intra_top1": top1,
-                  "query_std": q.detach().float().std(0).mean() * q.shape[1] ** 0.5}
+                  "query_std": query_spread(q)}
 
 
 def compute_objective(emb: Embeddings, queue_intra: torch.Tensor, queue_intra_ids: torch.Tensor,

@@ -326,11 +326,6 @@ def train(cfg: Config, *, progress: bool = True) -> dict:
     if t.compile:  # the compiled wrapper shares the parameters; checkpoints keep plain names
         encoder = torch.compile(encoder)
     augment = BatchAugment(cfg.data) if cfg.data.augment == "batch" else None
-    collate = None
-    if augment is not None and device.type == "cpu" and cfg.data.workers > 0:
-        # on a CPU the loader workers run the batched call beside the training step; on a GPU
-        # the main process runs it on the device
-        collate, augment = augment.collate, None
     # the online variant of the frame methods never reads x_k: its pixels are skipped
     needs_key = cfg.method.key_encoder == "momentum" or cfg.method.name == "moco_v2"
     metrics_path = run_dir / "metrics.jsonl"
@@ -353,7 +348,7 @@ def train(cfg: Config, *, progress: bool = True) -> dict:
         with _StopSignals() as stop:
             sampler = RunBatches(len(dataset), t.batch_size, t.seed, step, total,
                                  rank=dist_info.rank, world_size=dist_info.world_size)
-            loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.workers, collate_fn=collate,
+            loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.workers,
                                 pin_memory=device.type == "cuda", persistent_workers=cfg.data.workers > 0,
                                 generator=torch.Generator().manual_seed(t.seed))  # global RNG untouched
             tic = time.perf_counter()

@@ -126,13 +126,6 @@ class BatchAugment:
             return x[:n], None, x[n:]
         return x[:n], x[n:2 * n], x[2 * n:]
 
-    def collate(self, items: list) -> tuple[torch.Tensor, ...]:
-        """A DataLoader ``collate_fn`` for CPU training with workers: the worker gathers and augments
-        the batch (one batched call), the main process only trains. Items are TrainClips'
-        ``(frames, seed, video_id, replaced)``; returns ``(x_q, x_k, x_p, video_ids, replaced)``."""
-        frames, seeds, ids, replaced = torch.utils.data.default_collate(items)
-        return (*self(frames, seeds, torch.device("cpu")), ids, replaced)
-
     def apply(self, frames: torch.Tensor, p: ViewParams, views=(0, 1, 2)) -> torch.Tensor:
         """The views of ``p`` (view-major: x_q, x_k, x_p rows of each pair; ``views`` says which are
         present) of ``frames`` (N, 2, 3, H, W) -> (len(views) * N, 3, S, S)."""
