@@ -11,20 +11,18 @@ from __future__ import annotations
 import os
 import random
 import re
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .atomic import atomic_path, remove_temporaries
 from .errors import DataError
 from .model import build_backbone
 
 CHECKPOINT_RE = re.compile(r"step_(\d+)\.pt$")
 CHECKSUM_KEY = "cckit_checksum"
-# temporary files of save_checkpoint / save_numbered that a kill can leave behind
-_TEMP_GLOBS = (".*.pt.*.tmp", ".step_*.pt.link")
 
 
 def state_digest(state) -> str:
@@ -57,20 +55,6 @@ def state_digest(state) -> str:
     return f"crc32:{crc:08x}"
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(path: str | Path, state: dict, *, checksum: bool = True) -> Path:
     """Write ``state`` to ``path`` atomically: a temp file in the same folder, fsync, rename.
 
@@ -82,17 +66,8 @@ def save_checkpoint(path: str | Path, state: dict, *, checksum: bool = True) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     if checksum:
         state = {**state, CHECKSUM_KEY: state_digest(state)}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(state, f)
     return path
 
 
@@ -101,20 +76,15 @@ def save_numbered(ckpt_dir: str | Path, state: dict, keep: int) -> Path:
     newest ``keep`` numbered ones. Each file appears atomically; temporary files left by an
     earlier kill are removed first."""
     ckpt_dir = Path(ckpt_dir)
-    for pattern in _TEMP_GLOBS:
-        for stale in ckpt_dir.glob(pattern) if ckpt_dir.is_dir() else ():
-            stale.unlink(missing_ok=True)
+    remove_temporaries(ckpt_dir, "*.pt")
     last = save_checkpoint(ckpt_dir / "last.pt", state)
     if keep > 0:
         numbered = ckpt_dir / f"step_{int(state['step']):08d}.pt"
-        tmp = ckpt_dir / f".{numbered.name}.link"
-        tmp.unlink(missing_ok=True)
         try:
-            os.link(last, tmp)
+            with atomic_path(numbered) as tmp:
+                os.link(last, tmp)  # the same bytes under a second name, at no cost
         except OSError:  # no hard links on this file system: write a second copy
             save_checkpoint(numbered, state)
-        else:
-            os.replace(tmp, numbered)
         for old in sorted(ckpt_dir.glob("step_*.pt"))[:-keep]:
             old.unlink(missing_ok=True)
     return last

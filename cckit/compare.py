@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .atomic import atomic_write
 from .checkpoint import load_backbone
 from .config import Config, replace, to_dict
 from .errors import ConfigError
@@ -118,9 +119,7 @@ def _load(path: Path, key: str) -> dict:
 
 
 def _save(path: Path, results: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(results, indent=1) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(results, indent=1) + "\n")
 
 
 def compare_methods(cfg: Config, *, methods=METHOD_ORDER, seeds=(0, 1, 2), out_dir: str | Path = "benchmarks/results",

@@ -15,6 +15,7 @@ import yaml
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from .atomic import atomic_write
 from .checkpoint import find_resumable, load_checkpoint, rng_state, save_numbered, set_rng_state
 from .config import Config, to_dict
 from .data.dataset import RunBatches, TrainClips, steps_per_epoch
@@ -162,9 +163,7 @@ def _trim_metrics(path: Path, last_step: int) -> None:
                 keep.append(line)
         except json.JSONDecodeError:
             continue  # a torn last line from a kill
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(l + "\n" for l in keep))
-    tmp.replace(path)  # a kill while trimming leaves the old file, never a half-written one
+    atomic_write(path, "".join(l + "\n" for l in keep))  # a kill leaves the old file, never half of it
 
 
 def _knn_monitor(splits: dict, cfg: Config):

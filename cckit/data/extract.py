@@ -13,13 +13,13 @@ import hashlib
 import json
 import os
 import shutil
-import threading
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ..atomic import atomic_path
 from ..errors import DataError
 from .check import MIN_JOBS_FOR_POOL, worker_pool
 from .video import iter_frames, probe
@@ -81,35 +81,32 @@ def _extract_one(job: tuple[str, str, str, int]) -> tuple[str, int, int, str | N
     if FrameCache(root).find(source) is not None:
         return source, 0, 0, None
     entry = _entry_dir(root, source)
-    tmp = entry.with_name(f"{entry.name}.tmp{os.getpid()}-{threading.get_ident()}")
     try:
         stat = os.stat(source)
         count = probe(source).num_frames
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        array = None
-        for i, frame in enumerate(iter_frames(source)):
-            if fmt == "npy":
-                if array is None:
-                    array = np.lib.format.open_memmap(tmp / "frames.npy", mode="w+", dtype=np.uint8,
-                                                      shape=(count, *frame.shape))
-                array[i] = frame
-            else:
-                options = {"quality": quality} if fmt == "jpg" else {"compress_level": 1}
-                Image.fromarray(frame).save(tmp / f"{i:06d}.{fmt}", **options)
-        if array is not None:
-            array.flush()
-            del array
-        meta = {"version": CACHE_VERSION, "source": os.path.abspath(source), "size": stat.st_size,
-                "mtime_ns": stat.st_mtime_ns, "num_frames": count, "format": fmt,
-                "height": frame.shape[0], "width": frame.shape[1]}
-        (tmp / "meta.json").write_text(json.dumps(meta))
-        shutil.rmtree(entry, ignore_errors=True)
-        os.replace(tmp, entry)  # the entry appears complete, or not at all
+        with atomic_path(entry, durable=False) as tmp:  # the entry appears complete, or not at all
+            tmp.mkdir()
+            array = None
+            for i, frame in enumerate(iter_frames(source)):
+                if fmt == "npy":
+                    if array is None:
+                        array = np.lib.format.open_memmap(tmp / "frames.npy", mode="w+", dtype=np.uint8,
+                                                          shape=(count, *frame.shape))
+                    array[i] = frame
+                else:
+                    options = {"quality": quality} if fmt == "jpg" else {"compress_level": 1}
+                    Image.fromarray(frame).save(tmp / f"{i:06d}.{fmt}", **options)
+            if array is not None:
+                array.flush()
+                del array
+            meta = {"version": CACHE_VERSION, "source": os.path.abspath(source), "size": stat.st_size,
+                    "mtime_ns": stat.st_mtime_ns, "num_frames": count, "format": fmt,
+                    "height": frame.shape[0], "width": frame.shape[1]}
+            (tmp / "meta.json").write_text(json.dumps(meta))
+            shutil.rmtree(entry, ignore_errors=True)  # a stale entry: a folder is not replaced by rename
         size = sum(f.stat().st_size for f in entry.iterdir())
         return source, count, size, None
     except DataError as error:
-        shutil.rmtree(tmp, ignore_errors=True)
         return source, 0, 0, str(error)
 
 

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+from cckit.atomic import atomic_write
 from cckit.errors import DataError
 
 MANIFEST_VERSION = 1
@@ -23,18 +24,10 @@ def write_manifest(root: str | os.PathLike, records: list[dict], meta: dict) -> 
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    path, tmp = root / "manifest.json", root / f".manifest.json.{os.getpid()}.tmp"
     videos = ",\n".join("  " + json.dumps(record) for record in records)
     text = (f'{{"version": {MANIFEST_VERSION},\n"meta": {json.dumps(meta, indent=1)},\n'
             f'"videos": [\n{videos}\n]}}\n')
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    path = atomic_write(root / "manifest.json", text)
     return path
 
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 import av
 import numpy as np
 
+from ..atomic import atomic_write
+
 __all__ = ["VideoInfo", "FrameIndex", "fingerprint", "default_cache_dir", "load_index", "save_index"]
 
 INDEX_VERSION = 1  # bump when the stored fields or the fingerprint change
@@ -147,17 +149,10 @@ def save_index(index: FrameIndex, cache_dir: str | None) -> None:
     data = {"version": INDEX_VERSION, "path": os.path.abspath(path), "size": index.size,
             "mtime_ns": index.mtime_ns, "info": dataclasses.asdict(index.info),
             "keys": index.keys, "pts": index.pts, "crc": index.crc}
-    tmp = f"{cache_file}.{os.getpid()}.{threading.get_ident()}.tmp"
-    try:
-        os.makedirs(os.path.dirname(cache_file), exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, separators=(",", ":"))
-        os.replace(tmp, cache_file)  # atomic: concurrent workers see the old or the new file
+    try:  # atomic: concurrent workers see the old or the new file
+        atomic_write(cache_file, json.dumps(data, separators=(",", ":")), durable=False)
     except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        pass
 
 
 def _remember(key: str, index: FrameIndex) -> None:

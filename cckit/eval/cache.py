@@ -17,11 +17,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 import torch
+
+from ..atomic import atomic_path
 
 _CHUNK = 1 << 22
 
@@ -83,15 +84,8 @@ def save_cached(path: str | os.PathLike, value: dict) -> Path:
     """Write a dict of tensors atomically (temp file in the same folder, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(value, f)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a cache is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, durable=False) as tmp, open(tmp, "wb") as f:  # a cache can be recomputed
+        torch.save(value, f)
     return path
 
 
