@@ -83,15 +83,37 @@ def test_full_frame_crop_without_colour_is_a_2x2_average():
         torch.testing.assert_close(x, expected, atol=1e-5, rtol=0)
 
 
+def test_crop_matrices_equal_roi_align_inside_and_across_the_border():
+    """A_y · f · A_xᵀ is torchvision's roi_align(aligned=True, adaptive sampling), boxes that
+    leave the frame included; a flip reverses A_x's rows."""
+    from torchvision.ops import roi_align
+
+    g = torch.Generator().manual_seed(0)
+    views, height, width, size = 64, 40, 56, 16
+    img = torch.rand(views, 3, height, width, generator=g)
+    x1, y1 = torch.rand(views, generator=g) * width * 0.9 - 3, torch.rand(views, generator=g) * height * 0.9 - 3
+    bw, bh = torch.rand(views, generator=g) * width * 1.2 + 0.5, torch.rand(views, generator=g) * height * 1.2 + 0.5
+    boxes = torch.stack([x1, y1, x1 + bw, y1 + bh], 1)
+    expected = roi_align(img, torch.cat([torch.arange(views).float()[:, None], boxes], 1), (size, size),
+                         spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+    rows = batch_augment.resample_matrix(y1, bh, size, height)
+    cols = batch_augment.resample_matrix(x1, bw, size, width)
+    torch.testing.assert_close(rows[:, None] @ img @ cols.transpose(1, 2)[:, None], expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(rows[:, None] @ img @ cols.flip(1).transpose(1, 2)[:, None], expected.flip(-1),
+                               atol=1e-5, rtol=0)
+    inside = (y1 >= 0) & (y1 + bh <= height)
+    assert inside.sum() > 10 and torch.allclose(rows.sum(2)[inside], torch.tensor(1.0))  # a weighted mean
+
+
 @pytest.mark.parametrize("op, reference, factor", [
     (0, TF.adjust_brightness, 1.3), (1, TF.adjust_contrast, 0.7), (2, TF.adjust_saturation, 1.35),
-    (3, TF.adjust_hue, 0.08), (3, TF.adjust_hue, -0.1)])
+    (3, TF.adjust_hue, 0.08), (3, TF.adjust_hue, -0.1), (3, TF.adjust_hue, 0.5)])
 def test_colour_ops_equal_torchvision(op, reference, factor):
     torch.manual_seed(op)
     x = torch.rand(5, 3, 16, 16)
     ours = batch_augment._COLOUR_OPS[op](x.clone(), torch.full((5, 1, 1, 1), factor))
     theirs = torch.stack([reference(img, factor) for img in x])
-    torch.testing.assert_close(ours, theirs, atol=2e-3 if op == 3 else 1e-6, rtol=0)
+    torch.testing.assert_close(ours, theirs, atol=2e-6, rtol=0)
 
 
 def test_blur_and_grayscale_equal_torchvision():
@@ -99,9 +121,11 @@ def test_blur_and_grayscale_equal_torchvision():
     x = torch.rand(3, 3, 32, 32)
     gray = batch_augment._grayscale(x).expand_as(x)
     torch.testing.assert_close(gray, TF.rgb_to_grayscale(x, num_output_channels=3), atol=1e-6, rtol=0)
-    from kornia.filters import gaussian_blur2d
-    ours = gaussian_blur2d(x, (5, 5), torch.tensor([[0.25, 0.25]] * 3), border_type="reflect")
-    torch.testing.assert_close(ours, TF.gaussian_blur(x, [5, 5], [0.25, 0.25]), atol=1e-5, rtol=0)
+    for kernel in (3, 5, 7):
+        sigma = torch.tensor([0.25, 0.8, 2.0])  # one per row
+        ours = batch_augment.gaussian_blur(x, kernel, sigma)
+        theirs = torch.stack([TF.gaussian_blur(img, [kernel, kernel], [float(s)] * 2) for img, s in zip(x, sigma)])
+        torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=0)
 
 
 def test_skipping_the_key_view_leaves_the_other_views_unchanged():

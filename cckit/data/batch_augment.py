@@ -2,11 +2,11 @@
 
 The loader only gathers uint8 frames ``f`` and ``f'`` of each video with a per-sample seed;
 :class:`BatchAugment` turns them into ``(x_q, x_k, x_p)`` with a handful of batched tensor calls
-(one ``roi_align`` for every crop, masked colour ops, one grouped blur), so the CPU cores go to the
+(two batched matrix products for every crop, resize and flip, masked colour ops, one grouped blur), so the CPU cores go to the
 model instead of to three views × five ops per sample.
 
-Each sample's random parameters are drawn from ``numpy.random.default_rng(seed)`` of that sample
-alone: the views stay a pure function of ``(seed, epoch, index)`` whatever the batch, the device or
+Each sample's random parameters are a counter-based hash (SplitMix64, :func:`uniforms`) of that
+sample's seed alone, computed for the whole batch in a few vectorised numpy operations: the views stay a pure function of ``(seed, epoch, index)`` whatever the batch, the device or
 the number of workers, and a resumed run replays them exactly. The parameters follow
 torchvision's ``RandomResizedCrop`` (ten area/aspect attempts, centre-crop fallback),
 ``ColorJitter`` (factors and a random order of the four ops), ``RandomGrayscale``,
@@ -20,9 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from kornia.color import hsv_to_rgb, rgb_to_hsv
-from kornia.filters import gaussian_blur2d
-from torchvision.ops import roi_align
+import torch.nn.functional as F
 
 from ..config import DataConfig
 from .transforms import MEAN, STD, blur_kernel_size
@@ -44,6 +42,27 @@ class ViewParams:
     gray: np.ndarray  # (V,) grayscale
     blur: np.ndarray  # (V,) Gaussian blur applied
     sigma: np.ndarray  # (V,) blur sigma in pixels
+
+
+_GOLDEN, _MIX1, _MIX2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def _splitmix64(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser (Steele, Lea & Flood 2014): a bijective mix of uint64 words."""
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
+def uniforms(seeds, stream: int, count: int) -> np.ndarray:
+    """(N, count) float64 uniforms in [0, 1): column ``j`` of row ``i`` depends only on
+    ``(seeds[i], stream, j)``, so a sample's draws never depend on the batch it is in."""
+    seeds = np.asarray([int(x) & 0xFFFF_FFFF_FFFF_FFFF for x in seeds], dtype=np.uint64)
+    with np.errstate(over="ignore"):  # uint64 arithmetic wraps by design
+        key = _splitmix64(seeds * _GOLDEN + np.uint64(stream + 1) * _MIX1)
+        counter = np.arange(1, count + 1, dtype=np.uint64) * _GOLDEN
+        z = _splitmix64(key[:, None] + counter[None, :])
+    return (z >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
 
 
 def crop_boxes(u: np.ndarray, height: int, width: int, scale: tuple[float, float]) -> np.ndarray:
@@ -79,6 +98,34 @@ def crop_boxes(u: np.ndarray, height: int, width: int, scale: tuple[float, float
     return np.stack([x, y, x + w, y + h], axis=1).astype(np.float64)
 
 
+def resample_matrix(start: torch.Tensor, length: torch.Tensor, out: int, size: int) -> torch.Tensor:
+    """(V, out, size) weights that crop ``[start, start + length)`` of an axis of ``size`` pixels
+    and resize it to ``out``: ``roi_align(aligned=True, sampling_ratio=-1)`` along one axis.
+
+    Output pixel ``i`` averages ``g = ceil(length / out)`` bilinear samples at
+    ``start - 0.5 + (i + (j + 0.5) / g) * length / out``, ``j < g``, with roi_align's border rules
+    (a sample beyond ``[-1, size]`` counts zero, one in ``[-1, 0]`` or past the last pixel is clamped).
+    """
+    views, device = len(start), start.device
+    grid = torch.ceil(length / out).clamp(min=1)  # V
+    bin_size = (length / out)[:, None, None]
+    j = torch.arange(int(grid.max()), device=device, dtype=start.dtype)  # G
+    i = torch.arange(out, device=device, dtype=start.dtype)
+    pos = (start[:, None, None] - 0.5 + i[None, :, None] * bin_size
+           + (j[None, None, :] + 0.5) * bin_size / grid[:, None, None])  # V x out x G
+    weight = ((j[None, None, :] < grid[:, None, None]) & (pos >= -1) & (pos <= size)).to(pos.dtype)
+    weight = weight / grid[:, None, None]
+    pos = pos.clamp(min=0)
+    low = pos.floor().clamp(max=size - 1)
+    pos = torch.minimum(pos, low + (low < size - 1).to(pos.dtype))  # at the last pixel: no right neighbour
+    frac = pos - low
+    high = (low + 1).clamp(max=size - 1)
+    matrix = torch.zeros(views, out, size, device=device, dtype=start.dtype)
+    matrix.scatter_add_(2, low.long(), weight * (1 - frac))
+    matrix.scatter_add_(2, high.long(), weight * frac)
+    return matrix
+
+
 class BatchAugment:
     """MoCo v2 views of a batch of frame pairs: ``(frames (N, 2, 3, H, W) uint8, seeds (N,))`` ->
     ``x_q, x_k, x_p`` (N, 3, S, S) float, normalised, on ``device``.
@@ -94,8 +141,8 @@ class BatchAugment:
     def draw(self, seeds, height: int, width: int, views: int = 3) -> ViewParams:
         """Parameters of ``views`` views per seed, rows ordered view-major (all x_q, then x_k, x_p)."""
         c = self.cfg
-        u = np.stack([np.random.default_rng(int(s)).random((views, _UNIFORMS)) for s in seeds], axis=1)
-        u = u.reshape(views * len(seeds), _UNIFORMS)  # (V*N) x U, view-major
+        u = uniforms(seeds, 0, views * _UNIFORMS).reshape(len(seeds), views, _UNIFORMS)
+        u = u.transpose(1, 0, 2).reshape(views * len(seeds), _UNIFORMS)  # (V*N) x U, view-major
         crop, col = u[:, :2 * ATTEMPTS + 2], u[:, 2 * ATTEMPTS + 2:]
         j = c.color_jitter
         lo = max(0.0, 1.0 - j)
@@ -105,8 +152,8 @@ class BatchAugment:
         flip = (col[:, 8] < 0.5) if c.flip else np.zeros(len(u), dtype=bool)
         # probabilities and sigma come from a second stream of the same seed, so changing one
         # probability never moves the crops
-        v = np.stack([np.random.default_rng([int(s), 1]).random((views, 4)) for s in seeds], axis=1)
-        v = v.reshape(views * len(seeds), 4)
+        v = uniforms(seeds, 1, views * 4).reshape(len(seeds), views, 4)
+        v = v.transpose(1, 0, 2).reshape(views * len(seeds), 4)
         sigma = self.sigma_range[0] + (self.sigma_range[1] - self.sigma_range[0]) * v[:, 3]
         return ViewParams(boxes=crop_boxes(crop, height, width, c.crop_scale), flip=flip,
                           jitter=v[:, 0] < c.color_jitter_prob, factors=factors, order=order,
@@ -131,26 +178,29 @@ class BatchAugment:
         present) of ``frames`` (N, 2, 3, H, W) -> (len(views) * N, 3, S, S)."""
         n = frames.shape[0]
         device = frames.device
-        src = frames.reshape(n * 2, *frames.shape[2:]).float().div_(255)  # 2N x 3 x H x W
+        height, width = frames.shape[-2:]
         pair = torch.arange(n, device=device).repeat(len(views))
         # x_q, x_k come from f, x_p from f'
-        frame = torch.tensor([int(v == 2) for v in views for _ in range(n)], device=device)
+        frame = torch.cat([torch.full((n,), int(v == 2), device=device) for v in views])
+        src = frames.reshape(n * 2, 3 * height, width).index_select(0, pair * 2 + frame).float()  # V x 3H x W
         boxes = torch.as_tensor(p.boxes, dtype=torch.float32, device=device)
-        rois = torch.cat([(pair * 2 + frame).float()[:, None], boxes], dim=1)  # V x 5
         s = self.cfg.crop_size
-        # aligned=True: a box x1..x2 covers pixel centres x1+0.5 .. x2-0.5; the adaptive sampling
-        # ratio averages ceil(box / S) points per output pixel, an area filter when downscaling
-        x = roi_align(src, rois, output_size=(s, s), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+        # crop + resize + flip as two batched matrix products, x = A_y · f · A_xᵀ: the average of
+        # ceil(box / S) bilinear samples per output pixel is separable in y and x
+        rows = resample_matrix(boxes[:, 1], boxes[:, 3] - boxes[:, 1], s, height) / 255  # V x S x H
+        cols = resample_matrix(boxes[:, 0], boxes[:, 2] - boxes[:, 0], s, width)  # V x S x W
         flip = torch.as_tensor(p.flip, device=device)
-        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        cols = torch.where(flip[:, None, None], cols.flip(1), cols)
+        x = torch.bmm(src, cols.transpose(1, 2))  # V x 3H x S: columns first, all channels in one product
+        x = x.view(-1, 3, height, s).transpose(1, 2).reshape(-1, height, 3 * s)  # V x H x 3S
+        x = torch.bmm(rows, x).view(-1, s, 3, s).permute(0, 2, 1, 3).contiguous()  # V x 3 x S x S
         x = self._colour_jitter(x, p)
         gray = torch.as_tensor(p.gray, device=device)
         x = torch.where(gray[:, None, None, None], _grayscale(x).expand_as(x), x)
         blur = torch.as_tensor(p.blur, device=device).nonzero().squeeze(1)
         if len(blur):
             sigma = torch.as_tensor(p.sigma, dtype=torch.float32, device=device)[blur]
-            x[blur] = gaussian_blur2d(x[blur], (self.kernel, self.kernel), torch.stack([sigma, sigma], 1),
-                                      border_type="reflect")
+            x.index_copy_(0, blur, gaussian_blur(x.index_select(0, blur), self.kernel, sigma))
         mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
         std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
         return (x - mean) / std
@@ -165,7 +215,8 @@ class BatchAugment:
             for op in range(4):
                 rows = (jitter & (order[:, r] == op)).nonzero().squeeze(1)
                 if len(rows):
-                    x[rows] = _COLOUR_OPS[op](x[rows], factors[rows, op].view(-1, 1, 1, 1))
+                    x.index_copy_(0, rows, _COLOUR_OPS[op](x.index_select(0, rows),
+                                                           factors[rows, op].view(-1, 1, 1, 1)))
         return x
 
 
@@ -189,9 +240,38 @@ def _saturation(x, f):
 
 
 def _hue(x, f):
-    hsv = rgb_to_hsv(x)  # hue in radians [0, 2π)
-    h = torch.remainder(hsv[:, :1] + f * (2 * math.pi), 2 * math.pi)
-    return hsv_to_rgb(torch.cat([h, hsv[:, 1:]], dim=1)).clamp_(0, 1)
+    """torchvision's ``adjust_hue`` with a factor per row: rotate the hue by ``f`` turns, keeping
+    HSV value and saturation, without building the HSV image (``f(n) = V - C·clamp(min(k, 4 - k), 0, 1)``,
+    ``k = (n + 6h) mod 6`` for n = 5, 3, 1)."""
+    r, g, b = x.unbind(1)
+    top, bottom = x.amax(1), x.amin(1)
+    chroma = top - bottom
+    safe = torch.where(chroma > 0, chroma, torch.ones_like(chroma))
+    sixths = torch.where(top == r, (g - b) / safe,
+                         torch.where(top == g, (b - r) / safe + 2, (r - g) / safe + 4))  # hue x 6
+    sixths = sixths + 6 * f.view(-1, 1, 1)
+    out = []
+    for n in (5.0, 3.0, 1.0):
+        k = torch.remainder(sixths + n, 6)
+        out.append(top - chroma * torch.minimum(k, 4 - k).clamp(0, 1))
+    return torch.stack(out, 1)
+
+
+def gaussian_blur(x: torch.Tensor, kernel: int, sigma: torch.Tensor) -> torch.Tensor:
+    """torchvision's ``gaussian_blur`` (reflect border) with a sigma per row: (V, C, H, W), (V,).
+
+    Separable, as ``kernel`` shifted, weighted copies per axis: at the few-tap kernels of small
+    crops this is several times faster than a grouped convolution with one kernel per row.
+    """
+    half = kernel // 2
+    taps = torch.linspace(-half, half, kernel, device=x.device, dtype=x.dtype)
+    weight = torch.exp(-0.5 * (taps[None, :] / sigma[:, None].to(x.dtype)) ** 2)
+    weight = (weight / weight.sum(1, keepdim=True))[:, :, None, None, None]  # V x k x 1 x 1 x 1
+    height, width = x.shape[-2:]
+    padded = F.pad(x, (half, half, 0, 0), mode="reflect")
+    x = sum(weight[:, t] * padded[..., t:t + width] for t in range(kernel))
+    padded = F.pad(x, (0, 0, half, half), mode="reflect")
+    return sum(weight[:, t] * padded[..., t:t + height, :] for t in range(kernel))
 
 
 _COLOUR_OPS = (_brightness, _contrast, _saturation, _hue)
