@@ -28,7 +28,7 @@ from .eval.otb import plot_otb
 from .eval.suite import (eval_sets, evaluate, frame_features, frame_knn_metrics, linear_metrics, static_box_metrics,
                          tracking_sequences, video_metrics)
 from .eval import random_backbone
-from .report import read_metrics
+from .metrics import read_metrics
 
 log = logging.getLogger(__name__)
 

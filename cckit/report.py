@@ -1,76 +1,26 @@
 """The main job's report: ``report.md`` with a figure of the training curves and the kNN floors."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import matplotlib
+from .atomic import atomic_write
+from .metrics import read_metrics
+from .viz.curves import training_curves_figure
 
-matplotlib.use("Agg")  # the report is written headless; notebooks use their own backend
-import matplotlib.pyplot as plt  # noqa: E402
-
-
-def read_metrics(path: str | Path) -> list[dict]:
-    """Rows of a ``metrics.jsonl`` (a torn last line from a kill is skipped)."""
-    rows = []
-    for line in Path(path).read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
-
-
-def _smooth(values: list[float], window: int) -> list[float]:
-    out, acc = [], 0.0
-    for i, v in enumerate(values):
-        acc += v
-        if i >= window:
-            acc -= values[i - window]
-        out.append(acc / min(i + 1, window))
-    return out
+FLOORS = (("knn_top1_pixels", "raw pixels"), ("knn_top1_random_init", "random init"),
+          ("knn_top1_random_init_bn", "random init, BN on data"), ("chance", "chance"))
 
 
 def training_figure(rows: list[dict], summary: dict):
-    """Three panels: loss terms, intra top-1 / cycle-consistency rate, and kNN top-1 vs the floors."""
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    steps = [r["step"] for r in rows]
-    window = max(1, len(rows) // 50)
-    ax = axes[0]
-    for key in ("loss", "loss_intra", "loss_cycle"):
-        have = [r for r in rows if key in r]  # the step-0 kNN row has no loss
-        if have:
-            ax.plot([r["step"] for r in have], _smooth([r[key] for r in have], window), label=key)
-    ax.set(xlabel="step", ylabel="loss", title="Training loss")
-    ax.legend()
-    ax = axes[1]
-    for key, label in (("intra_top1", "intra top-1 (positive ranked first)"),
-                       ("cycle_rate", "cycle-consistency rate")):
-        have = [r for r in rows if key in r]
-        if have:
-            ax.plot([r["step"] for r in have], _smooth([r[key] for r in have], window), label=label)
-    ax.set(xlabel="step", ylabel="fraction of queries", title="Contrastive accuracy", ylim=(0, 1))
-    ax.legend()
-    ax = axes[2]
-    knn = [r for r in rows if "knn_top1" in r]
-    if knn:
-        ax.plot([r["step"] for r in knn], [r["knn_top1"] for r in knn], "o-", color="#1f77b4",
-                label=f"kNN monitor ({summary.get('method', '')})")
-    last = steps[-1] if steps else 1
-    ax.plot([last], [summary.get("knn_top1_trained", 0)], "*", ms=12, color="#d62728",
-            label=f"trained, final eval {summary.get('knn_top1_trained', 0):.3f}")
-    for key, label, colour in (("knn_top1_pixels", "raw pixels", "#7f7f7f"),
-                               ("knn_top1_random_init", "random init", "#bcbd22"),
-                               ("knn_top1_random_init_bn", "random init, BN on data", "#ff7f0e")):
-        if key in summary:
-            ax.axhline(summary[key], color=colour, ls="--", lw=1, label=f"{label} {summary[key]:.3f}")
-    chance = summary.get("chance")
-    if chance:
-        ax.axhline(chance, color="k", ls=":", lw=1, label=f"chance {chance:.2f}")
-    ax.legend(loc="lower right", fontsize=7)
-    ax.set(xlabel="step", ylabel=f"kNN top-1 (k={summary.get('knn_k', 20)})", title="Test-frame kNN accuracy",
-           ylim=(0, 1))
-    fig.tight_layout()
+    """The run's training curves (:func:`cckit.viz.curves.training_curves_figure`) with the kNN
+    floors of ``summary`` on the kNN panel."""
+    floors = {label: summary[key] for key, label in FLOORS if summary.get(key) is not None}
+    fig = training_curves_figure({summary.get("method", ""): rows}, floors=floors)
+    if "knn_top1_trained" in summary and rows:
+        knn = fig.axes[-1]
+        knn.plot([rows[-1]["step"]], [summary["knn_top1_trained"]], "*", ms=12, color="#d62728",
+                 label=f"trained, final eval {summary['knn_top1_trained']:.3f}")
+        knn.legend(fontsize=7, loc="lower right")
     return fig
 
 
@@ -79,8 +29,7 @@ def write_report(run_dir: str | Path, summary: dict) -> Path:
     run_dir = Path(run_dir)
     rows = read_metrics(run_dir / "metrics.jsonl")
     fig = training_figure(rows, summary)
-    fig.savefig(run_dir / "report.png", dpi=110)
-    plt.close(fig)
+    fig.savefig(run_dir / "report.png", dpi=110)  # a plain Figure: no pyplot, no backend to set
     last = rows[-1] if rows else {}
     lines = [
         f"# cckit run: {summary.get('method')} on {summary.get('data')}",
@@ -116,6 +65,4 @@ def write_report(run_dir: str | Path, summary: dict) -> Path:
         "Files: `config.yaml` (resolved config), `metrics.jsonl` (one line per step), `checkpoints/last.pt`, "
         "`summary.json`.",
     ]
-    path = run_dir / "report.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return atomic_write(run_dir / "report.md", "\n".join(lines) + "\n")

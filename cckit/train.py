@@ -1,7 +1,6 @@
 """The trainer: one explicit ``train_step`` and the loop around it (data, schedule, logs, checkpoints)."""
 from __future__ import annotations
 
-import json
 import logging
 import math
 import shutil
@@ -23,6 +22,7 @@ from .data.index import load_splits
 from .data.batch_augment import BatchAugment
 from .distributed import all_gather, all_reduce_mean, barrier, init_distributed
 from .errors import TrainingError, TrainingInterrupted  # noqa: F401  (raised here; importable from cckit.train)
+from .metrics import MetricsLog
 from .model import CycleContrastModel, enqueue, update_momentum
 from .objective import Embeddings, compute_objective
 from .schedule import cosine_schedule
@@ -150,20 +150,6 @@ def _check_run_dir(run_dir: Path) -> None:
         probe.unlink()
     except OSError as e:
         raise TrainingError(f"{run_dir}: run directory is not writable ({e.strerror or e})") from None
-
-
-def _trim_metrics(path: Path, last_step: int) -> None:
-    """Drop metric lines past the step a run resumes from, so metrics.jsonl has each step once."""
-    if not path.is_file():
-        return
-    keep = []
-    for line in path.read_text().splitlines():
-        try:
-            if json.loads(line).get("step", 0) <= last_step:
-                keep.append(line)
-        except json.JSONDecodeError:
-            continue  # a torn last line from a kill
-    atomic_write(path, "".join(l + "\n" for l in keep))  # a kill leaves the old file, never half of it
 
 
 def _knn_monitor(splits: dict, cfg: Config):
@@ -327,22 +313,20 @@ def train(cfg: Config, *, progress: bool = True) -> dict:
     augment = BatchAugment(cfg.data) if cfg.data.augment == "batch" else None
     # the online variant of the frame methods never reads x_k: its pixels are skipped
     needs_key = cfg.method.key_encoder == "momentum" or cfg.method.name == "moco_v2"
-    metrics_path = run_dir / "metrics.jsonl"
     monitor = _knn_monitor(splits, cfg) if main and t.knn_every > 0 else None
     if main:
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-        _trim_metrics(metrics_path, step) if step else metrics_path.write_text("")
+        atomic_write(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
     ckpt_path = run_dir / "checkpoints" / "last.pt"
     ckpt_every = t.checkpoint_every or per_epoch
 
     start_time, start_step, values = time.perf_counter(), step, {}
     bar = tqdm(total=total, initial=step, disable=not (progress and main), desc=cfg.method.name, unit="step")
     model.train()
-    metrics_file = open(metrics_path, "a") if main else None
+    metrics = MetricsLog(run_dir, resume_step=step) if main else None
     knn_last = None
     if monitor is not None and step == 0:  # the random-init point of the curve
         knn_last = monitor(model.encoder.backbone)
-        metrics_file.write(json.dumps({"step": 0, "epoch": 0, "knn_top1": round(knn_last, 6)}) + "\n")
+        metrics.write({"step": 0, "epoch": 0, "knn_top1": knn_last})
     try:
         with _StopSignals() as stop:
             sampler = RunBatches(len(dataset), t.batch_size, t.seed, step, total,
@@ -367,17 +351,16 @@ def train(cfg: Config, *, progress: bool = True) -> dict:
                 if monitor is not None and (step % t.knn_every == 0 or step == total):
                     values["knn_top1"] = knn_last = monitor(model.encoder.backbone)
                 if main:
-                    metrics_file.write(json.dumps({k: (round(v, 6) if isinstance(v, float) else v)
-                                                   for k, v in values.items()}) + "\n")
+                    metrics.write(values)
                     bar.update(1)
                     if step % t.log_every == 0 or step == total:
-                        metrics_file.flush()
+                        metrics.flush()
                         shown = {k: f"{values[k]:.3g}" for k in ("loss", "intra_top1", "cycle_rate") if k in values}
                         if knn_last is not None:
                             shown["knn"] = f"{knn_last:.3f}"
                         bar.set_postfix(shown)
                 if main and (step % ckpt_every == 0 or step == total or stop.received):
-                    metrics_file.flush()  # metrics of every step a checkpoint holds survive a kill
+                    metrics.flush()  # metrics of every step a checkpoint holds survive a kill
                     _save(ckpt_path.parent, make_state(model, optimizer, cfg, step, epoch, scaler), t.keep_checkpoints)
                 if stop.received:
                     raise TrainingInterrupted(f"{stop.received} at step {step}: checkpoint saved to {ckpt_path}")
@@ -386,8 +369,8 @@ def train(cfg: Config, *, progress: bool = True) -> dict:
                 tic = time.perf_counter()
     finally:
         bar.close()
-        if metrics_file is not None:
-            metrics_file.close()
+        if metrics is not None:
+            metrics.close()
     seconds = time.perf_counter() - start_time
     return {"run_dir": str(run_dir), "checkpoint": str(ckpt_path), "steps": step, "train_steps_this_run": step - start_step,
             "train_seconds": round(seconds, 2), "device": str(device), "world_size": dist_info.world_size,

@@ -1,12 +1,12 @@
 """Training curves from ``metrics.jsonl``: loss terms, intra top-1, cycle-consistency rate, learning rate, kNN monitor."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
 import numpy as np
 
+from ..metrics import read_metrics
 from .images import new_figure
 
 PANELS = (
@@ -17,20 +17,6 @@ PANELS = (
     ("knn", "kNN top-1", "kNN monitor (test frames)", ("knn_top1",)),
 )
 STYLES = {"loss": "-", "loss_intra": "--", "loss_cycle": ":"}
-
-
-def read_metrics(path: str | Path) -> list[dict]:
-    """Rows of ``metrics.jsonl`` (a run directory works too); a torn last line is skipped."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "metrics.jsonl"
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
 
 
 def smooth(values, window: int) -> np.ndarray:
@@ -44,13 +30,19 @@ def smooth(values, window: int) -> np.ndarray:
     return (c[idx] - c[lo]) / (idx - lo)
 
 
-def training_curves_figure(runs, *, smoothing: int | None = None):
+FLOOR_STYLES = {"raw pixels": "#7f7f7f", "random init": "#bcbd22", "random init, BN on data": "#ff7f0e",
+                "chance": "k"}
+
+
+def training_curves_figure(runs, *, smoothing: int | None = None, floors: dict[str, float] | None = None):
     """Five panels of one or more runs.
 
     Args:
         runs: a ``metrics.jsonl`` path, a run directory, a list of metric rows, or a dict
             name -> any of these (one colour per run).
         smoothing: moving-average window in steps (default: 1/50 of the longest run).
+        floors: name -> kNN top-1 drawn as horizontal lines on the kNN panel (e.g. raw pixels,
+            random init), so the curve shows where it crosses them.
     """
     if not isinstance(runs, dict):
         runs = {"": runs}
@@ -71,6 +63,10 @@ def training_curves_figure(runs, *, smoothing: int | None = None):
                 raw = key in ("lr", "knn_top1")
                 ax.plot(steps, values if raw else smooth(values, window), "o-" if key == "knn_top1" else STYLES.get(key, "-"),
                         color=colours(i), label=label)
+        if keys == ("knn_top1",):
+            for name, value in (floors or {}).items():
+                ax.axhline(value, color=FLOOR_STYLES.get(name, "#9467bd"), ls=":" if name == "chance" else "--",
+                           lw=1, label=f"{name} {value:.3f}")
         ax.set(xlabel="step", ylabel=ylabel, title=title)
         if ylabel in ("fraction of queries", "kNN top-1"):
             ax.set_ylim(-0.02, 1.02)
