@@ -6,12 +6,13 @@ import time
 import torch
 
 from .config import Config, replace
+from .methods import METHODS
 from .model import CycleContrastModel
 from .train import build_optimizer, train_step
 from .utils import amp_dtype, get_device
 
 
-def step_throughput(cfg: Config, methods=("moco_v2", "intra_video", "cycle_contrast"), steps: int = 5,
+def step_throughput(cfg: Config, methods=tuple(METHODS), steps: int = 5,
                     warmup: int = 2) -> dict:
     """Images/s of ``train_step`` for each method with the same backbone and batch, and ratios to
     moco_v2. Inputs are random (N, 3, S, S) tensors so only the model and the objective are timed."""

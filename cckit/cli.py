@@ -9,6 +9,7 @@ import sys
 
 from .config import load_config, to_dict
 from .errors import ConfigError, DataError, TrainingError, TrainingInterrupted  # no torch: a bad config fails fast
+from .methods import METHODS
 
 
 def _cfg(args):
@@ -174,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(fn=cmd_eval, quiet=True)
     c = add("compare", cmd_compare, "train every method over seeds, evaluate all protocols, write a table",
             config_required=True)
-    c.add_argument("--methods", default="moco_v2,intra_video,forward_nn,cycle_contrast",
+    c.add_argument("--methods", default=",".join(METHODS),
                    help="comma-separated methods (default: all four)")
     c.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2)")
     c.add_argument("--out", default="benchmarks/results", help="folder of compare_methods.{json,md} and the plot")

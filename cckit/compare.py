@@ -28,11 +28,12 @@ from .eval.otb import plot_otb
 from .eval.suite import (eval_sets, evaluate, frame_features, frame_knn_metrics, linear_metrics, static_box_metrics,
                          tracking_sequences, video_metrics)
 from .eval import random_backbone
+from .methods import METHODS
 from .metrics import read_metrics
 
 log = logging.getLogger(__name__)
 
-METHOD_ORDER = ("moco_v2", "intra_video", "forward_nn", "cycle_contrast")
+METHOD_ORDER = tuple(METHODS)  # the registry order: from the image baseline to the full method
 FLOORS = ("random_init", "pixels", "static_box")
 DIAGNOSTICS = ("intra_top1", "cycle_rate", "support_entropy", "loss")
 

@@ -15,8 +15,9 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError
+from .methods import METHODS as _METHODS
 
-METHODS = ("moco_v2", "intra_video", "cycle_contrast", "forward_nn")
+METHODS = tuple(_METHODS)  # the registry of cckit.methods, in its order
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
-"""The training objective of each method, from embeddings and queues to loss terms and diagnostics.
+"""The training objective, from embeddings and queues to loss terms and diagnostics.
 
-All four methods share one trainer and differ only here:
+``loss = intra term + λ · cycle term``. All four methods share one trainer; what sets them apart
+is described once in :mod:`cckit.methods` (the intra term's positive; whether the cycle term is
+added) and read here:
 
 - ``moco_v2``: ``InfoNCE(z(x_q), z_m(x_k), Q_z)`` — positive is the same frame, another crop.
 - ``intra_video``: ``InfoNCE(z(x_q), z_m(x_p), Q_z)`` — positive is another frame of the video.
@@ -11,6 +13,7 @@ All four methods share one trainer and differ only here:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -18,11 +21,12 @@ import torch.nn.functional as F
 from .config import MethodConfig
 from .losses import (contrastive_logits, cross_view_info_nce, cycle_back_loss, cycle_rank1,
                      hard_nearest_neighbor, info_nce, nt_xent, soft_nearest_neighbor)
+from .methods import get_method
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Embeddings:
-    """Everything the objective needs for one batch (N videos, D dims)."""
+    """Everything the objective needs for one batch (N videos, D dims); built with keywords only."""
     query_intra: torch.Tensor  # (N, D) z(x_q), with grad
     query_cycle: torch.Tensor  # (N, D) c(x_q), with grad
     key_intra: torch.Tensor  # (N, D) z_m(x_k)
@@ -30,6 +34,19 @@ class Embeddings:
     positive_cycle: torch.Tensor | None  # (N, D) c_m(x_p)
     video_ids: torch.Tensor  # (N,)
     key_cycle: torch.Tensor | None = None  # (N, D) c_m(x_k), in-batch negatives of the cycle loss
+
+
+class Queues(NamedTuple):
+    """The two key queues and the video id of each row (K and K_c rows; id -1 = never filled)."""
+    intra: torch.Tensor  # (K, D) Q_z, keys of the intra head
+    intra_ids: torch.Tensor  # (K,)
+    cycle: torch.Tensor  # (K_c, D) keys of the cycle head; the support U is drawn from its rows
+    cycle_ids: torch.Tensor  # (K_c,)
+
+    @classmethod
+    def of(cls, model) -> "Queues":
+        """The queues a :class:`~cckit.model.CycleContrastModel` holds (views, not copies)."""
+        return cls(model.queue_intra, model.queue_intra_ids, model.queue_cycle, model.queue_cycle_ids)
 
 
 def draw_support(queue_size: int, support_size: int, generator: torch.Generator, device) -> torch.Tensor:
@@ -64,21 +81,23 @@ def query_spread(query: torch.Tensor) -> torch.Tensor:
     return query.detach().float().std(0).mean() * query.shape[1] ** 0.5
 
 
-def momentum_intra_term(emb: Embeddings, queue_intra: torch.Tensor, queue_intra_ids: torch.Tensor,
+def momentum_intra_term(emb: Embeddings, queues: Queues,
                         cfg: MethodConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The paper's intra term: InfoNCE of z(x_q) against a momentum positive and the queue Q_z."""
     t = cfg.temperature
+    queue_intra, queue_intra_ids = queues.intra, queues.intra_ids
+    method = get_method(cfg.name)
     negatives = queue_intra.detach()  # K x D
     own_video = None
     if cfg.exclude_own_video:
         # At small scale the queue spans several epochs and holds older keys of the query's own
         # video; as negatives they would contradict the (same-video) positive.
         own_video = emb.video_ids[:, None] == queue_intra_ids[None, :]  # N x K
-    if cfg.name == "moco_v2":
+    if method.positive == "other_crop":
         positive = emb.key_intra
-    elif cfg.name in ("intra_video", "cycle_contrast"):
+    elif method.positive == "other_frame":
         positive = emb.positive_intra
-    elif cfg.name == "forward_nn":
+    else:  # "queue_neighbour"
         if cfg.nn == "hard":
             positive, weights = hard_nearest_neighbor(emb.positive_intra, negatives, own_video)
         else:
@@ -91,8 +110,6 @@ def momentum_intra_term(emb: Embeddings, queue_intra: torch.Tensor, queue_intra_
         same_as_nn = queue_intra_ids[None, :] == queue_intra_ids[nn_row][:, None]  # N x K
         same_as_nn |= F.one_hot(nn_row, negatives.shape[0]).bool()  # the row itself (id -1 slots)
         own_video = same_as_nn if own_video is None else own_video | same_as_nn
-    else:
-        raise ValueError(f"method.name: unknown method {cfg.name!r}")
     positive = positive.detach()
     if cfg.batch_negatives:
         negatives, own_video = with_batch_negatives(negatives, own_video, emb.key_intra, emb.video_ids)
@@ -109,7 +126,7 @@ def momentum_intra_term(emb: Embeddings, queue_intra: torch.Tensor, queue_intra_
     return loss_intra, stats
 
 
-def online_intra_term(emb: Embeddings, queue_intra: torch.Tensor, queue_intra_ids: torch.Tensor,
+def online_intra_term(emb: Embeddings, queues: Queues,
                       cfg: MethodConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The small-scale variant (``method.key_encoder=online``): both views through the online
     encoder, with gradient, and the other samples of the batch as negatives (SimCLR's NT-Xent).
@@ -120,9 +137,9 @@ def online_intra_term(emb: Embeddings, queue_intra: torch.Tensor, queue_intra_id
     """
     t = cfg.temperature
     q, p = emb.query_intra, emb.positive_intra  # N x D each, with grad
-    if cfg.name == "forward_nn":
-        queue = queue_intra.detach()
-        own = emb.video_ids[:, None] == queue_intra_ids[None, :] if cfg.exclude_own_video else None  # N x K
+    if get_method(cfg.name).positive == "queue_neighbour":
+        queue = queues.intra.detach()
+        own = emb.video_ids[:, None] == queues.intra_ids[None, :] if cfg.exclude_own_video else None  # N x K
         near = hard_nearest_neighbor if cfg.nn == "hard" else (
             lambda x, u, m: soft_nearest_neighbor(x, u, cfg.nn_temperature or t, m))
         nn_q, _ = near(q.detach(), queue, own)
@@ -136,47 +153,56 @@ def online_intra_term(emb: Embeddings, queue_intra: torch.Tensor, queue_intra_id
                   "query_std": query_spread(q)}
 
 
-def compute_objective(emb: Embeddings, queue_intra: torch.Tensor, queue_intra_ids: torch.Tensor,
-                      queue_cycle: torch.Tensor, queue_cycle_ids: torch.Tensor, cfg: MethodConfig,
+def cycle_term(emb: Embeddings, queues: Queues, cfg: MethodConfig,
+               generator: torch.Generator) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """L_cycle (DESIGN.md): the query's soft nearest neighbour in a support set U drawn from the
+    cycle queue must pick out the query's own-video positive c_m(x_p) among the other rows.
+
+    Returns the loss and ``loss_cycle``, ``cycle_rate`` (rank-1 cycle-consistency) and
+    ``support_entropy`` (mean entropy of the neighbour weights w, nats).
+    """
+    t, t_nn = cfg.temperature, cfg.nn_temperature or cfg.temperature
+    in_support = draw_support(queues.cycle.shape[0], cfg.support_size, generator, queues.cycle.device)
+    support = queues.cycle[in_support].detach()  # M x D
+    cycle_negatives = queues.cycle[~in_support].detach()  # (K_c - M) x D
+    mask = neg_mask = None
+    if cfg.exclude_own_video:
+        same = emb.video_ids[:, None] == queues.cycle_ids[None, :]  # N x K_c
+        mask, neg_mask = same[:, in_support], same[:, ~in_support]  # N x M, N x (K_c - M)
+    if cfg.batch_negatives:
+        keys = emb.key_cycle if emb.key_cycle is not None else emb.positive_cycle
+        cycle_negatives, neg_mask = with_batch_negatives(cycle_negatives, neg_mask, keys, emb.video_ids)
+    if cfg.nn == "soft":
+        loss = cycle_back_loss(emb.query_cycle, emb.positive_cycle, support, cycle_negatives,
+                               t, t_nn, support_mask=mask, negative_mask=neg_mask)
+    else:
+        # Hard NN passes no gradient to the query; kept as an ablation of the soft cycle.
+        nn_hard, _ = hard_nearest_neighbor(emb.query_cycle, support, mask)
+        loss = info_nce(nn_hard, emb.positive_cycle, cycle_negatives, t, neg_mask)
+    with torch.no_grad():
+        nn, w = soft_nearest_neighbor(emb.query_cycle, support, t_nn, mask)
+        entropy = -(w * torch.log(w.clamp_min(1e-12))).sum(1).mean()
+        stats = {"loss_cycle": loss.detach(),
+                 "cycle_rate": cycle_rank1(nn, emb.positive_cycle, cycle_negatives, neg_mask),
+                 "support_entropy": entropy}
+    return loss, stats
+
+
+def compute_objective(emb: Embeddings, queues: Queues, cfg: MethodConfig,
                       generator: torch.Generator) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Total loss and detached diagnostics for one batch.
+    """Total loss ``intra + λ · cycle`` (the cycle term only for methods that have it) and detached
+    diagnostics for one batch.
 
     Returns:
         loss: scalar with grad.
-        stats: ``loss_intra``, ``intra_top1``, ``query_std`` (spread of the queries, 0 = collapsed)
-        and, for the cycle, ``loss_cycle``, ``cycle_rate`` (rank-1 cycle-consistency), ``support_entropy`` (mean entropy of w, nats).
+        stats: ``loss_intra``, ``intra_top1``, ``query_std`` (spread of the queries, 0 = collapsed),
+        the cycle term's stats (:func:`cycle_term`) where it is added, and ``loss``.
     """
-    t = cfg.temperature
-    if cfg.key_encoder == "online":
-        loss, stats = online_intra_term(emb, queue_intra, queue_intra_ids, cfg)
-    else:
-        loss, stats = momentum_intra_term(emb, queue_intra, queue_intra_ids, cfg)
-
-    if cfg.name == "cycle_contrast":
-        in_support = draw_support(queue_cycle.shape[0], cfg.support_size, generator, queue_cycle.device)
-        support = queue_cycle[in_support].detach()  # M x D
-        cycle_negatives = queue_cycle[~in_support].detach()  # (K_c - M) x D
-        mask = neg_mask = None
-        if cfg.exclude_own_video:
-            same = emb.video_ids[:, None] == queue_cycle_ids[None, :]  # N x K_c
-            mask, neg_mask = same[:, in_support], same[:, ~in_support]  # N x M, N x (K_c - M)
-        if cfg.batch_negatives:
-            keys = emb.key_cycle if emb.key_cycle is not None else emb.positive_cycle
-            cycle_negatives, neg_mask = with_batch_negatives(cycle_negatives, neg_mask, keys, emb.video_ids)
-        t_nn = cfg.nn_temperature or t
-        if cfg.nn == "soft":
-            loss_cycle = cycle_back_loss(emb.query_cycle, emb.positive_cycle, support, cycle_negatives,
-                                         t, t_nn, support_mask=mask, negative_mask=neg_mask)
-        else:
-            # Hard NN passes no gradient to the query; kept as an ablation of the soft cycle.
-            nn_hard, _ = hard_nearest_neighbor(emb.query_cycle, support, mask)
-            loss_cycle = info_nce(nn_hard, emb.positive_cycle, cycle_negatives, t, neg_mask)
+    intra = online_intra_term if cfg.key_encoder == "online" else momentum_intra_term
+    loss, stats = intra(emb, queues, cfg)
+    if get_method(cfg.name).cycle:
+        loss_cycle, cycle_stats = cycle_term(emb, queues, cfg, generator)
         loss = loss + cfg.cycle_weight * loss_cycle
-        with torch.no_grad():
-            nn, w = soft_nearest_neighbor(emb.query_cycle, support, t_nn, mask)
-            entropy = -(w * torch.log(w.clamp_min(1e-12))).sum(1).mean()
-            stats.update(loss_cycle=loss_cycle.detach(),
-                         cycle_rate=cycle_rank1(nn, emb.positive_cycle, cycle_negatives, neg_mask),
-                         support_entropy=entropy)
+        stats.update(cycle_stats)
     stats["loss"] = loss.detach()
     return loss, stats

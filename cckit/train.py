@@ -24,7 +24,8 @@ from .distributed import all_gather, all_reduce_mean, barrier, init_distributed
 from .errors import TrainingError, TrainingInterrupted  # noqa: F401  (raised here; importable from cckit.train)
 from .metrics import MetricsLog
 from .model import CycleContrastModel, enqueue, update_momentum
-from .objective import Embeddings, compute_objective
+from .methods import get_method
+from .objective import Embeddings, Queues, compute_objective
 from .schedule import cosine_schedule
 from .utils import amp_dtype, autocast, get_device, seed_everything, step_generator
 
@@ -65,7 +66,7 @@ def train_step(model: CycleContrastModel, optimizer: torch.optim.Optimizer, batc
     for group in optimizer.param_groups:
         group["lr"] = lr
     n = x_q.shape[0]
-    needs_other_frame = cfg.method.name != "moco_v2"
+    needs_other_frame = get_method(cfg.method.name).needs_other_frame
 
     # 1. encode. Paper: online query, momentum keys (x_k) and positives (x_p) in one momentum pass.
     # method.key_encoder=online: the query and its second view (x_k for moco_v2, x_p otherwise) in
@@ -85,16 +86,17 @@ def train_step(model: CycleContrastModel, optimizer: torch.optim.Optimizer, batc
             m_z, m_c = model.encode_momentum(keys_in, generator=step_generator(cfg.train.seed, step, salt=1))
     if online:
         k_z, k_c = s_z.detach(), s_c.detach()
-        emb = Embeddings(q_z, q_c, k_z, s_z, k_c, video_ids, key_cycle=k_c)
+        emb = Embeddings(query_intra=q_z, query_cycle=q_c, key_intra=k_z, positive_intra=s_z,
+                         positive_cycle=k_c, key_cycle=k_c, video_ids=video_ids)
     else:
         k_z, k_c = m_z[:n], m_c[:n]
         p_z, p_c = (m_z[n:], m_c[n:]) if needs_other_frame else (None, None)
-        emb = Embeddings(q_z, q_c, k_z, p_z, p_c, video_ids, key_cycle=k_c)
+        emb = Embeddings(query_intra=q_z, query_cycle=q_c, key_intra=k_z, positive_intra=p_z,
+                         positive_cycle=p_c, key_cycle=k_c, video_ids=video_ids)
     mark("forward_momentum")
 
     # 2. losses
-    loss, stats = compute_objective(emb, model.queue_intra, model.queue_intra_ids, model.queue_cycle,
-                                    model.queue_cycle_ids, cfg.method, step_generator(cfg.train.seed, step))
+    loss, stats = compute_objective(emb, Queues.of(model), cfg.method, step_generator(cfg.train.seed, step))
     values = {k: float(v) for k, v in stats.items()}
     for name, value in values.items():
         if name.startswith("loss") and not math.isfinite(value):
@@ -312,7 +314,7 @@ def train(cfg: Config, *, progress: bool = True) -> dict:
         encoder = torch.compile(encoder)
     augment = BatchAugment(cfg.data) if cfg.data.augment == "batch" else None
     # the online variant of the frame methods never reads x_k: its pixels are skipped
-    needs_key = cfg.method.key_encoder == "momentum" or cfg.method.name == "moco_v2"
+    needs_key = get_method(cfg.method.name).needs_key_view(cfg.method.key_encoder)
     monitor = _knn_monitor(splits, cfg) if main and t.knn_every > 0 else None
     if main:
         atomic_write(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))

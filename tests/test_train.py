@@ -1,4 +1,4 @@
-"""The objective against the losses it is made of, one explicit train_step, and the training loop."""
+"""One explicit train_step and the training loop (the objective: tests/test_objective.py)."""
 import json
 import subprocess
 import sys
@@ -8,93 +8,11 @@ import torch
 
 from cckit.checkpoint import load_checkpoint
 from cckit.config import load_config
-from cckit.losses import cycle_back_loss, info_nce
 from cckit.model import CycleContrastModel
-from cckit.objective import Embeddings, compute_objective, draw_support
 from cckit.train import build_optimizer, train, train_step
 from cckit.utils import step_generator
 
 from conftest import TINY
-
-
-def unit(*shape, seed):
-    return torch.nn.functional.normalize(torch.randn(*shape, generator=torch.Generator().manual_seed(seed)), dim=-1)
-
-
-def embeddings(n=4, d=8):
-    q = unit(n, d, seed=1).requires_grad_(True)
-    return Embeddings(q, q, unit(n, d, seed=2), unit(n, d, seed=3), unit(n, d, seed=4), torch.arange(n))
-
-
-@pytest.mark.parametrize("method", ["moco_v2", "intra_video", "cycle_contrast"])
-def test_objective_is_the_sum_of_its_losses(method):
-    cfg = load_config(None, TINY + [f"method.name={method}", "method.cycle_weight=0.5"]).method
-    emb = embeddings()
-    qz, qz_ids = unit(64, 8, seed=5), torch.arange(64) % 8
-    qc, qc_ids = unit(64, 8, seed=6), torch.arange(64) % 8
-    loss, stats = compute_objective(emb, qz, qz_ids, qc, qc_ids, cfg, step_generator(0, 3))
-    positive = emb.key_intra if method == "moco_v2" else emb.positive_intra
-    # own-video keys are neither negatives nor support rows
-    expected = info_nce(emb.query_intra, positive, qz, cfg.temperature, emb.video_ids[:, None] == qz_ids[None, :])
-    if method == "cycle_contrast":
-        in_support = draw_support(64, cfg.support_size, step_generator(0, 3), "cpu")
-        same = emb.video_ids[:, None] == qc_ids[None, :]
-        expected = expected + 0.5 * cycle_back_loss(emb.query_cycle, emb.positive_cycle, qc[in_support],
-                                                    qc[~in_support], cfg.temperature, support_mask=same[:, in_support],
-                                                    negative_mask=same[:, ~in_support])
-        assert 0 <= stats["cycle_rate"] <= 1 and stats["support_entropy"] > 0
-    torch.testing.assert_close(loss, expected)
-
-
-def test_forward_nn_positive_is_the_neighbour_and_not_also_a_negative():
-    cfg = load_config(None, TINY + ["method.name=forward_nn", "method.nn=hard"]).method
-    emb = embeddings()
-    queue, ids = unit(64, 8, seed=5), torch.arange(64) % 8
-    loss, stats = compute_objective(emb, queue, ids, unit(64, 8, seed=6), ids, cfg, step_generator(0, 3))
-    total = 0.0
-    q, p, Q = emb.query_intra.double(), emb.positive_intra.double(), queue.double()
-    for i in range(q.shape[0]):
-        allowed = ids != emb.video_ids[i]
-        sims = torch.where(allowed, Q @ p[i], torch.tensor(float("-inf"), dtype=torch.float64))
-        r = int(sims.argmax())
-        negatives = Q[allowed & (ids != ids[r])]
-        logits = torch.cat([(q[i] @ Q[r]).view(1), negatives @ q[i]]) / cfg.temperature
-        total += float((torch.logsumexp(logits, 0) - logits[0]).detach())
-    assert loss.item() == pytest.approx(total / q.shape[0], rel=1e-5)
-    assert stats["intra_top1"] < 1  # a positive that also sat among the negatives tied with itself: always "top-1"
-
-
-def test_query_negatives_add_the_other_queries_with_gradient():
-    cfg = load_config(None, TINY + ["method.name=intra_video", "method.query_negatives=true"]).method
-    emb = embeddings()
-    emb.video_ids[1] = emb.video_ids[0]  # two queries of one video do not repel each other
-    queue, ids = unit(64, 8, seed=5), torch.arange(64) % 8 + 100
-    loss, _ = compute_objective(emb, queue, ids, unit(64, 8, seed=6), ids, cfg, step_generator(0, 3))
-    q, p, t = emb.query_intra.double(), emb.positive_intra.double(), cfg.temperature
-    total = 0.0
-    for i in range(q.shape[0]):
-        others = [q[j] for j in range(q.shape[0]) if emb.video_ids[j] != emb.video_ids[i]]
-        logits = torch.cat([(q[i] @ p[i]).view(1), torch.stack(others) @ q[i], queue.double() @ q[i]]) / t
-        total += torch.logsumexp(logits, 0) - logits[0]
-    expected = total / q.shape[0]
-    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
-    grad, = torch.autograd.grad(loss, emb.query_intra)
-    grad_ref, = torch.autograd.grad(expected, q)
-    torch.testing.assert_close(grad.double(), grad_ref, rtol=1e-4, atol=1e-6)  # includes the repulsion terms
-
-
-def test_own_video_rows_never_serve_as_neighbours():
-    cfg = load_config(None, TINY + ["method.name=cycle_contrast", "method.support_size=63"]).method
-    emb = embeddings()
-    # the cycle queue holds exact copies of each query tagged with its own video, plus far rows
-    qc = torch.cat([emb.query_cycle.detach(), -emb.query_cycle.detach().repeat(15, 1)])
-    ids = torch.cat([emb.video_ids, torch.full((60,), 99)])
-    in_support = draw_support(64, 63, step_generator(0, 0), "cpu")
-    _, stats = compute_objective(emb, qc, ids, qc, ids, cfg, step_generator(0, 0))
-    same = emb.video_ids[:, None] == ids[None, :]
-    masked = cycle_back_loss(emb.query_cycle, emb.positive_cycle, qc[in_support], qc[~in_support], cfg.temperature,
-                             support_mask=same[:, in_support], negative_mask=same[:, ~in_support])
-    torch.testing.assert_close(stats["loss_cycle"], masked.detach())
 
 
 def test_train_step_runs_each_piece_in_order():
