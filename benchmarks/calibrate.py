@@ -18,7 +18,8 @@ from cckit.config import load_config
 from cckit.data.index import load_splits
 from cckit.data.synthetic import STYLES as SYNTHETIC_STYLES
 from cckit.data.synthetic import MotionStyle, make_default_dataset
-from cckit.eval import eval_frame_sets, extract_features, frame_knn, pixel_features, random_backbone
+from cckit.eval import eval_frame_sets, extract_features, frame_knn_metrics as frame_knn, pixel_features
+from cckit.model import random_backbone
 from cckit.job import run_main_job
 from cckit.utils import get_device
 

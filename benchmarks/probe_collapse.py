@@ -18,7 +18,7 @@ from cckit.checkpoint import load_checkpoint
 from cckit.config import load_config
 from cckit.data.dataset import TrainClips
 from cckit.data.index import load_splits
-from cckit.job import evaluate_checkpoint
+from cckit.eval.suite import evaluate
 from cckit.model import CycleContrastModel
 from cckit.train import train
 
@@ -54,10 +54,10 @@ def main() -> None:
                       + args.overrides + [f"run_dir=runs/probes/{Path(args.root).name}_{tag}"])
     result = train(cfg, progress=False)
     rows = [json.loads(line) for line in open(Path(cfg.run_dir) / "metrics.jsonl")]
-    knn = evaluate_checkpoint(result["checkpoint"], cfg, floors=False)
+    knn = evaluate(result["checkpoint"], cfg, ("knn",))
     row = {"root": args.root, "overrides": args.overrides, "train_seconds": result["train_seconds"],
            "curve": [(r["step"], round(r["loss_intra"], 2), round(r["intra_top1"], 2)) for r in rows[4::16]],
-           "knn20_top1_trained": round(knn["knn20_top1_trained"], 4),
+           "knn20_top1_trained": round(knn["knn20_top1"], 4),
            **{k: round(v, 3) for k, v in collapse(result["checkpoint"], cfg).items()}}
     print(json.dumps(row), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

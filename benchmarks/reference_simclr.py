@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from cckit.config import load_config
 from cckit.data.dataset import RunBatches, TrainClips
 from cckit.data.index import load_splits
-from cckit.eval import eval_frame_sets, extract_features, frame_knn
+from cckit.eval import eval_frame_sets, extract_features, frame_knn_metrics
 from cckit.model import build_backbone
 
 
@@ -54,7 +54,7 @@ def main() -> None:
     cpu = torch.device("cpu")
 
     def knn() -> float:
-        return frame_knn(extract_features(net, memory, device=cpu), extract_features(net, queries, device=cpu), cfg)["knn20_top1"]
+        return frame_knn_metrics(extract_features(net, memory, device=cpu), extract_features(net, queries, device=cpu), cfg)["knn20_top1"]
 
     print(f"step 0 knn20_top1 {knn():.4f}", flush=True)
     step, tic = 0, time.perf_counter()

@@ -19,7 +19,7 @@ import torch
 
 from .atomic import atomic_path, remove_temporaries
 from .errors import DataError
-from .model import build_backbone
+from .model import CycleContrastModel, build_backbone
 
 CHECKPOINT_RE = re.compile(r"step_(\d+)\.pt$")
 CHECKSUM_KEY = "cckit_checksum"
@@ -203,6 +203,20 @@ def backbone_state_dict(ckpt: dict) -> dict:
     state = ckpt.get("state_dict", ckpt)
     sub = _strip_prefix(state, ("module.encoder_q.", "encoder_q.", "module.")) or state
     return {k: v for k, v in sub.items() if not k.startswith(("fc.", "q_cycle_fc", "cycle_fc"))}
+
+
+def load_model(path: str | Path, device: torch.device | str = "cpu"):
+    """The whole :class:`~cckit.model.CycleContrastModel` (both encoders, both queues), in eval
+    mode, and the :class:`~cckit.config.Config` of a cckit training checkpoint."""
+    from .config import config_from_dict
+
+    state = load_checkpoint(path, map_location=device)
+    if not isinstance(state, dict) or "config" not in state or "model" not in state:
+        raise DataError(f"{path}: not a cckit training checkpoint (no 'config' and 'model')")
+    cfg = config_from_dict(state["config"])
+    model = CycleContrastModel(cfg.model).to(device)
+    model.load_state_dict(state["model"])
+    return model.eval(), cfg
 
 
 def load_backbone(path: str | Path, arch: str | None = None, *, small_stem: bool | None = None) -> torch.nn.Module:

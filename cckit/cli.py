@@ -96,37 +96,30 @@ def cmd_demo(args) -> dict:
 
 
 def cmd_eval(args) -> dict:
+    """``cckit eval knn|sweep|linear|video|track``: :func:`cckit.eval.suite.evaluate` on a checkpoint."""
+    from pathlib import Path
+
     from .checkpoint import find_resumable
-    from .job import evaluate_checkpoint
+    from .eval.otb import plot_otb
+    from .eval.suite import evaluate
     cfg = _cfg(args)
+    if args.otb and args.protocol != "track":
+        raise ConfigError("--otb only applies to `cckit eval track`")
     checkpoint = args.checkpoint
     if checkpoint is None:
         checkpoint, _ = find_resumable(cfg.run_dir)
         if checkpoint is None:
             raise DataError(f"{cfg.run_dir}: no checkpoint to evaluate (pass --checkpoint)")
-    if args.protocol == "knn":
-        return {"checkpoint": str(checkpoint), **evaluate_checkpoint(checkpoint, cfg, floors=args.floors)}
-    return {"checkpoint": str(checkpoint), "protocol": args.protocol, **_eval_protocol(args, cfg, checkpoint)}
-
-
-def _eval_protocol(args, cfg, checkpoint) -> dict:
-    """``cckit eval linear|video|track|sweep``: the protocols of :mod:`cckit.eval.suite`."""
-    from pathlib import Path
-
-    from .checkpoint import load_backbone
-    from .eval.cache import file_fingerprint
-    from .eval.otb import plot_otb
-    from .eval.suite import evaluate
-    if args.otb and args.protocol != "track":
-        raise ConfigError("--otb only applies to `cckit eval track`")
-    net = load_backbone(checkpoint, cfg.model.arch, small_stem=cfg.model.small_stem)
     try:
-        out = evaluate(net, cfg, (args.protocol,), weights_id=file_fingerprint(checkpoint), otb_root=args.otb)
+        out = evaluate(checkpoint, cfg, (args.protocol,), floors=args.floors, otb_root=args.otb)
     except ValueError as e:  # e.g. a split without videos; DataError (a ValueError) keeps its message
         raise DataError(str(e)) from None
     if args.protocol == "track" and args.plot:
-        out["plot"] = str(plot_otb({Path(checkpoint).stem: out["track"]}, args.plot))
-    return out
+        curves = {Path(checkpoint).stem: out["track"]}
+        if "track_static_box" in out:
+            curves["static box"] = out["track_static_box"]
+        out["plot"] = str(plot_otb(curves, args.plot))
+    return {"checkpoint": str(checkpoint), "protocol": args.protocol, **out}
 
 
 def cmd_compare(args) -> dict:
@@ -168,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "video: video-level kNN + probe; track: SiamFC with OTB metrics")
     e.add_argument("--checkpoint", default=None, help="checkpoint path (default: newest in run_dir)")
     e.add_argument("--config", default=None, help="YAML preset describing the data (default: built-in)")
-    e.add_argument("--no-floors", dest="floors", action="store_false", help="skip random-init and pixel floors")
+    e.add_argument("--no-floors", dest="floors", action="store_false", help="skip the floors (random init, random init with BN statistics of the data, raw pixels; static box for track)")
     e.add_argument("--otb", default=None, help="track: OTB-format sequences (<seq>/img/*.jpg + groundtruth_rect.txt)")
     e.add_argument("--plot", default=None, help="track: write the precision and success plots to this PNG")
     e.add_argument("overrides", nargs="*", help="key=value overrides")

@@ -25,11 +25,11 @@ from .errors import ConfigError
 from .eval.cache import cache_key, file_fingerprint
 from .eval.features import pixel_features
 from .eval.otb import plot_otb
-from .eval.suite import (eval_sets, evaluate, frame_features, frame_knn_metrics, linear_metrics, static_box_metrics,
-                         tracking_sequences, video_metrics)
-from .eval import random_backbone
+from .eval.suite import (eval_frame_sets, evaluate, feature_metrics, frame_features, static_box_metrics,
+                         tracking_sequences)
 from .methods import METHODS
 from .metrics import read_metrics
+from .model import random_backbone
 
 log = logging.getLogger(__name__)
 
@@ -87,27 +87,25 @@ def cycle_diagnostics(features: torch.Tensor, video_ids: torch.Tensor, labels: t
 
 
 def _classification(memory: dict, queries: dict, cfg: Config) -> dict:
+    return _row(feature_metrics(memory, queries, cfg, ("knn", "linear", "video")), memory, cfg)
+
+
+def _row(metrics: dict, memory: dict, cfg: Config) -> dict:
+    """A table row from :func:`evaluate`'s metrics and the train-frame features (cycle diagnostics)."""
     k = cfg.eval.knn_k[0]
-    out = {"knn_top1": frame_knn_metrics(memory, queries, cfg)[f"knn{k}_top1"]}
-    out["linear_top1"] = linear_metrics(memory, queries, cfg)["linear_top1"]
-    video = video_metrics(memory, queries, cfg)
-    out.update(video_knn_top1=video[f"video_knn{k}_top1"], video_linear_top1=video["video_linear_top1"])
-    out.update(cycle_diagnostics(memory["features"], memory["video_ids"], memory["labels"]))
-    return out
+    return {"knn_top1": metrics[f"knn{k}_top1"], "linear_top1": metrics["linear_top1"],
+            "video_knn_top1": metrics[f"video_knn{k}_top1"], "video_linear_top1": metrics["video_linear_top1"],
+            **cycle_diagnostics(memory["features"], memory["video_ids"], memory["labels"])}
 
 
 def _entry_metrics(backbone, cfg: Config, data: dict, weights_id: str | None) -> dict:
     out = evaluate(backbone, cfg, ("knn", "linear", "video", "track"), weights_id=weights_id, splits=data["splits"],
                    sets=data["sets"], sequences=data["sequences"])
-    k = cfg.eval.knn_k[0]
     track = out["track"]
     memory, _ = frame_features(backbone, data["sets"], cfg, weights_id=weights_id)  # cache hit
-    return {"knn_top1": out[f"knn{k}_top1"], "linear_top1": out["linear_top1"],
-            "video_knn_top1": out[f"video_knn{k}_top1"], "video_linear_top1": out["video_linear_top1"],
-            "track_precision": track["precision"], "track_auc": track["success_auc"],
+    return {**_row(out, memory, cfg), "track_precision": track["precision"], "track_auc": track["success_auc"],
             "track_curves": {k: track[k] for k in ("threshold", "precision_thresholds", "precision_curve",
-                                                    "success_thresholds", "success_curve")},
-            **cycle_diagnostics(memory["features"], memory["video_ids"], memory["labels"])}
+                                                    "success_thresholds", "success_curve")}}
 
 
 def _load(path: Path, key: str) -> dict:
@@ -144,7 +142,7 @@ def compare_methods(cfg: Config, *, methods=METHOD_ORDER, seeds=(0, 1, 2), out_d
     results["config"] = to_dict(cfg)
     done = {(e["method"], e["seed"]) for e in results["entries"]}
     splits = load_splits(cfg.data)
-    data = {"splits": splits, "sets": eval_sets(splits, cfg), "sequences": tracking_sequences(splits, cfg)}
+    data = {"splits": splits, "sets": eval_frame_sets(splits, cfg), "sequences": tracking_sequences(splits, cfg)}
     floor_cfg = replace(cfg, run_dir=str(runs_root / "floors"))
 
     def record(entry: dict) -> None:

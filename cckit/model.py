@@ -195,3 +195,16 @@ def enqueue(queue: torch.Tensor, queue_ids: torch.Tensor, ptr: torch.Tensor, slo
     queue[start:start + b] = keys.to(queue.dtype)
     queue_ids[start:start + b] = video_ids.to(queue_ids.device)
     ptr[slot] = (start + b) % queue.shape[0]
+
+
+def random_backbone(cfg, seed: int = 0) -> nn.Module:
+    """A randomly initialised backbone of ``cfg.model``'s architecture, in eval mode (the random-init floor)."""
+    torch.manual_seed(seed)
+    net, _ = build_backbone(cfg.model.arch, small_stem=cfg.model.small_stem, width=cfg.model.width)
+    return net.eval()
+
+
+def random_model(cfg, seed: int = 0) -> "CycleContrastModel":
+    """An untrained :class:`CycleContrastModel` of ``cfg.model`` (both encoders, heads, queues), in eval mode."""
+    torch.manual_seed(seed)
+    return CycleContrastModel(cfg.model).eval()

@@ -156,7 +156,7 @@ def _check_run_dir(run_dir: Path) -> None:
 
 def _knn_monitor(splits: dict, cfg: Config):
     """The kNN monitor of ``train.knn_every`` on the evaluation frames of the run's data."""
-    from .eval import eval_frame_sets  # evaluation stands beside training; imported when monitoring
+    from .eval.suite import eval_frame_sets  # evaluation stands beside training; imported when monitoring
     from .eval.monitor import KnnMonitor
 
     if not splits.get("test"):

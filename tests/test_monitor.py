@@ -7,7 +7,8 @@ import torch
 from cckit.checkpoint import load_checkpoint
 from cckit.config import load_config
 from cckit.data.index import load_splits
-from cckit.eval import eval_frame_sets, extract_features, frame_knn, random_backbone
+from cckit.eval import eval_frame_sets, extract_features, frame_knn_metrics
+from cckit.model import random_backbone
 from cckit.eval.monitor import KnnMonitor, stack_frames, with_estimated_bn
 from cckit.train import train
 
@@ -25,7 +26,7 @@ def test_step_zero_of_the_curve_is_the_random_init_floor(tiny_overrides, tmp_pat
     memory_set, query_set = eval_frame_sets(load_splits(cfg.data), cfg)
     net = random_backbone(cfg, seed=cfg.train.seed)  # the weights the run started from
     cpu = torch.device("cpu")
-    floor = frame_knn(extract_features(net, memory_set, device=cpu), extract_features(net, query_set, device=cpu), cfg)
+    floor = frame_knn_metrics(extract_features(net, memory_set, device=cpu), extract_features(net, query_set, device=cpu), cfg)
     assert readings[0] == pytest.approx(floor["knn5_top1"], abs=1e-6)
 
 

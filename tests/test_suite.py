@@ -81,7 +81,7 @@ def test_track_protocol_on_otb_format_sequences(tmp_path):
     from PIL import Image
 
     from cckit.config import load_config
-    from cckit.eval import random_backbone
+    from cckit.model import random_backbone
     from cckit.eval.suite import evaluate
 
     for name, (dx, dy) in {"Square": (2, 1), "Still": (0, 0)}.items():

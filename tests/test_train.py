@@ -91,4 +91,19 @@ def test_cli_train_then_eval_knn(tiny_overrides):
     r = run_cli("eval", "knn", "--checkpoint", out["checkpoint"], "--config", "configs/quickstart.yaml", *tiny_overrides)
     assert r.returncode == 0, r.stderr
     metrics = json.loads(r.stdout)
-    assert 0 <= metrics["knn5_top1_trained"] <= 1 and metrics["eval_frames_test"] == 16
+    assert metrics["eval_frames_test"] == 16 and metrics["protocol"] == "knn"
+    # the same numbers by hand: features of the checkpoint's backbone and of raw pixels, plain kNN
+    from cckit.checkpoint import load_backbone
+    from cckit.data.index import load_splits
+    from cckit.eval import eval_frame_sets, extract_features, knn_accuracy, pixel_features
+
+    cfg = load_config("configs/quickstart.yaml", tiny_overrides)
+    memory_set, query_set = eval_frame_sets(load_splits(cfg.data), cfg)
+    net = load_backbone(out["checkpoint"])
+    for suffix, (memory, queries) in (("", (extract_features(net, memory_set, device="cpu"), extract_features(net, query_set, device="cpu"))),
+                                      ("_pixels", (pixel_features(memory_set), pixel_features(query_set)))):
+        acc = knn_accuracy(memory["features"], memory["labels"], queries["features"], queries["labels"], k=5,
+                           temperature=cfg.eval.knn_temperature, num_classes=10)
+        assert metrics[f"knn5_top1{suffix}"] == pytest.approx(acc["top1"], abs=1e-6)
+    floors = [metrics[f"knn5_top1_{name}"] for name in ("random_init", "random_init_bn", "pixels")]
+    assert metrics["highest_floor"] == max(floors)

@@ -84,7 +84,7 @@ def tiny_ucf(tmp_path):
 def test_ucf101_layout_and_split_files_through_the_video_protocol(tiny_ucf, tmp_path):
     from cckit.config import load_config
     from cckit.data.index import load_splits
-    from cckit.eval import random_backbone
+    from cckit.model import random_backbone
     from cckit.eval.suite import evaluate
 
     cfg = load_config(None, ["data.source=videos", f"data.root={tiny_ucf / 'UCF-101'}",

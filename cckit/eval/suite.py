@@ -10,6 +10,8 @@ Protocols (``cckit eval <protocol>``):
   manifest's per-frame boxes of the test videos or on OTB-format sequences.
 
 Frame features are extracted once per (weights, data, transform) and cached on disk.
+:func:`evaluate` is the one entry point; with ``floors=True`` it adds the floors every result is
+read against (random init, random init with BN statistics of the data, raw pixels, a static box).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 
 from ..config import Config
+from ..data.dataset import EvalFrames, FrameStore
 from ..utils import get_device
 from .knn import knn_accuracy
 from .linear import linear_probe
@@ -55,11 +58,16 @@ def cache_dir(cfg: Config) -> Path | None:
     return Path(cfg.eval.cache_dir or Path(cfg.run_dir) / "features")
 
 
-def eval_sets(splits: dict, cfg: Config):
-    """Evaluation frames of the train (memory) and test (query) videos, decoded once
-    (:func:`cckit.eval.eval_frame_sets`)."""
-    from . import eval_frame_sets  # the package imports this module: import at call time
-    return eval_frame_sets(splits, cfg)
+def eval_frame_sets(splits: dict, cfg: Config) -> tuple[EvalFrames, EvalFrames]:
+    """Evaluation frames of the train videos (kNN memory) and test videos (queries), decoded once."""
+    sets = []
+    for name in ("train", "test"):
+        records = splits.get(name) or []
+        if not records:
+            raise ValueError(f"no '{name}' videos to evaluate on")
+        sets.append(EvalFrames(records, cfg.eval.frames_per_video, cfg.data.crop_size,
+                               frames=FrameStore(records, cache=True)))
+    return sets[0], sets[1]
 
 
 def frame_features(backbone: torch.nn.Module, sets: tuple[EvalFrames, EvalFrames], cfg: Config, *,
@@ -145,41 +153,92 @@ def otb_sequences(root: str | Path) -> list[tuple[list[Path], np.ndarray]]:
     return [load_otb_sequence(d) for d in find_otb_sequences(root)]
 
 
-def evaluate(backbone: torch.nn.Module, cfg: Config, protocols=PROTOCOLS, *, weights_id: str | None = None,
+def feature_metrics(memory: dict, queries: dict, cfg: Config, protocols=("knn",)) -> dict:
+    """The frame protocols (``knn``, ``sweep``, ``linear``, ``video``) on already extracted
+    train (memory) and test (query) features: what :func:`evaluate` runs for any backbone, and
+    the raw-pixel floor runs on pixels."""
+    out = {}
+    if "knn" in protocols:
+        out.update(frame_knn_metrics(memory, queries, cfg))
+    if "sweep" in protocols:
+        out["knn_sweep"] = knn_sweep(memory, queries, cfg.eval.knn_sweep_k, cfg.eval.knn_sweep_temperature)
+    if "linear" in protocols:
+        out.update(linear_metrics(memory, queries, cfg))
+    if "video" in protocols:
+        out.update(video_metrics(memory, queries, cfg))
+    return out
+
+
+FLOOR_NAMES = ("random_init", "random_init_bn", "pixels")  # the frame protocols' floors, as key suffixes
+
+
+def evaluate(model, cfg: Config, protocols=PROTOCOLS, *, floors: bool = False, weights_id: str | None = None,
              splits: dict | None = None, sets=None, sequences: list | None = None,
              otb_root: str | Path | None = None) -> dict:
-    """Run ``protocols`` on a backbone and return one flat dict of metrics.
+    """The one evaluation entry point: ``protocols`` on a checkpoint or a backbone, one flat dict.
+
+    The main job, ``cckit eval``, ``cckit compare`` and the notebooks all call this.
 
     Args:
-        backbone: e.g. ``load_backbone(checkpoint)`` or ``random_backbone(cfg)``.
-        weights_id: cache identity of the weights (default: a hash of the state dict).
+        model: a checkpoint path (cckit or official MoCo/CycleContrast; its backbone is loaded for
+            ``cfg.model.arch`` and its file fingerprint names the feature cache) or a backbone module.
+        protocols: any of :data:`PROTOCOLS`.
+        floors: also the floors, with their name as key suffix: for the frame protocols the
+            random-init backbone as built (BN at mean 0 / var 1, ``_random_init``), the same with
+            BN statistics estimated on the train frames (``_random_init_bn``) and raw pixels
+            (``_pixels``); for ``track`` the no-motion box (``track_static_box``). With ``knn``,
+            ``highest_floor`` is the best floor's top-1 at the first ``eval.knn_k``.
+        weights_id: cache identity of a backbone's weights (default: a hash of its state dict).
         splits, sets, sequences: reuse already loaded splits / evaluation frames / tracking
             sequences (the comparison evaluates many backbones on the same data).
         otb_root: track OTB-format sequences under this folder instead of the manifest's videos.
+
+    Returns:
+        The model's metrics unsuffixed (``knn20_top1``, ``linear_top1``, ``video_knn20_top1``,
+        ``track``, ...), the floors' with suffixes, ``eval_frames_train`` / ``eval_frames_test``
+        and, with ``knn``, ``chance`` (the majority class's share of the test videos).
     """
+    from ..checkpoint import load_backbone
+    from ..model import random_backbone
     from ..data.index import load_splits
+    from .cache import file_fingerprint
+    from .features import pixel_features
+    from .monitor import stack_frames, with_estimated_bn
 
     unknown = set(protocols) - set(PROTOCOLS)
     if unknown:
         raise ValueError(f"unknown protocol(s) {sorted(unknown)}; known: {', '.join(PROTOCOLS)}")
+    if isinstance(model, (str, Path)):
+        weights_id = weights_id or file_fingerprint(model)
+        model = load_backbone(model, cfg.model.arch, small_stem=cfg.model.small_stem)
     out: dict = {}
-    needs_frames = set(protocols) - {"track"}
-    if splits is None and (needs_frames or (otb_root is None and sequences is None)):
+    frame_protocols = [p for p in protocols if p != "track"]
+    if splits is None and (frame_protocols or (otb_root is None and sequences is None)):
         splits = load_splits(cfg.data)
-    if needs_frames:
-        sets = sets or eval_sets(splits, cfg)
-        memory, queries = frame_features(backbone, sets, cfg, weights_id=weights_id)
+    if frame_protocols:
+        sets = sets or eval_frame_sets(splits, cfg)
+        memory, queries = frame_features(model, sets, cfg, weights_id=weights_id)
         out.update(eval_frames_train=len(memory["labels"]), eval_frames_test=len(queries["labels"]))
+        out.update(feature_metrics(memory, queries, cfg, frame_protocols))
+        if floors:
+            random_init = random_backbone(cfg, seed=cfg.train.seed)
+            nets = {"random_init": random_init,
+                    "random_init_bn": with_estimated_bn(random_init, stack_frames(sets[0])[0])}
+            for name, net in nets.items():
+                features = frame_features(net, sets, cfg)
+                out.update({f"{k}_{name}": v for k, v in feature_metrics(*features, cfg, frame_protocols).items()})
+            pixels = (pixel_features(sets[0]), pixel_features(sets[1]))
+            out.update({f"{k}_pixels": v for k, v in feature_metrics(*pixels, cfg, frame_protocols).items()})
         if "knn" in protocols:
-            out.update(frame_knn_metrics(memory, queries, cfg))
-        if "sweep" in protocols:
-            out["knn_sweep"] = knn_sweep(memory, queries, cfg.eval.knn_sweep_k, cfg.eval.knn_sweep_temperature)
-        if "linear" in protocols:
-            out.update(linear_metrics(memory, queries, cfg))
-        if "video" in protocols:
-            out.update(video_metrics(memory, queries, cfg))
+            k = cfg.eval.knn_k[0]
+            if floors:
+                out["highest_floor"] = max(out[f"knn{k}_top1_{name}"] for name in FLOOR_NAMES)
+            labels = torch.tensor([r.label for r in splits["test"]])
+            out["chance"] = float(torch.bincount(labels).max()) / len(labels)
     if "track" in protocols:
         if sequences is None:
             sequences = otb_sequences(otb_root) if otb_root else tracking_sequences(splits, cfg)
-        out["track"] = track_metrics(backbone, sequences, cfg, otb=otb_root is not None)
+        out["track"] = track_metrics(model, sequences, cfg, otb=otb_root is not None)
+        if floors:
+            out["track_static_box"] = static_box_metrics(sequences, otb=otb_root is not None)
     return out

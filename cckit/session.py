@@ -1,7 +1,8 @@
-"""What the notebooks share: the fast-mode config, a checkpoint trained on demand, models and banks.
+"""A notebook session: the fast-mode config, checkpoints trained on demand, models, frames and banks.
 
-Library code does not read the environment; a notebook's parameters cell reads ``CCKIT_FAST`` and
-passes ``fast=`` here.
+This is the job layer's counterpart for notebooks (it trains and loads; :mod:`cckit.viz` only
+draws). Library code does not read the environment; a notebook's parameters cell reads
+``CCKIT_FAST`` and passes ``fast=`` here.
 """
 from __future__ import annotations
 
@@ -9,15 +10,15 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import load_checkpoint
-from ..config import Config, config_from_dict, load_config, replace
-from ..data.dataset import EvalFrames, FrameStore, steps_per_epoch
-from ..data.index import load_splits
-from ..data.manifest import load_manifest
-from ..errors import DataError
-from ..model import CycleContrastModel
-from ..utils import get_device
-from .bank import FrameBank, frame_bank
+from .checkpoint import load_checkpoint, load_model
+from .config import Config, load_config, replace
+from .data.dataset import EvalFrames, FrameStore, steps_per_epoch
+from .data.index import load_splits
+from .data.manifest import load_manifest
+from .errors import DataError
+from .model import random_model
+from .utils import get_device
+from .viz.bank import FrameBank, frame_bank
 
 # Fast mode (CCKIT_FAST=1): small enough that every notebook runs in well under two minutes on a
 # 2-core CPU, big enough that each figure has something in it (a few frames of every class).
@@ -54,7 +55,7 @@ def method_config(cfg: Config, method: str) -> Config:
 
 def ensure_checkpoint(cfg: Config, *, progress: bool = True) -> Path:
     """``run_dir/checkpoints/last.pt``, training ``cfg`` first (resuming a partial run) if it is not finished."""
-    from ..train import train  # deferred: the trainer pulls in the data loaders
+    from .train import train  # deferred: the trainer pulls in the data loaders
 
     path = Path(cfg.run_dir) / "checkpoints" / "last.pt"
     if path.is_file():
@@ -63,21 +64,6 @@ def ensure_checkpoint(cfg: Config, *, progress: bool = True) -> Path:
         if int(load_checkpoint(path)["step"]) >= total:
             return path
     return Path(train(replace(cfg, resume="auto"), progress=progress)["checkpoint"])
-
-
-def load_model(checkpoint: str | Path, device: torch.device | str = "cpu") -> tuple[CycleContrastModel, Config]:
-    """The whole :class:`CycleContrastModel` (both encoders, both queues) and the config of a cckit checkpoint."""
-    state = load_checkpoint(checkpoint, map_location=device)
-    cfg = config_from_dict(state["config"])
-    model = CycleContrastModel(cfg.model).to(device)
-    model.load_state_dict(state["model"])
-    return model.eval(), cfg
-
-
-def random_model(cfg: Config, seed: int = 0) -> CycleContrastModel:
-    """An untrained model of ``cfg``'s architecture (the random-init floor of every view)."""
-    torch.manual_seed(seed)
-    return CycleContrastModel(cfg.model).eval()
 
 
 def class_names(cfg: Config) -> list[str]:
@@ -125,7 +111,7 @@ def model_banks(cfg: Config, dataset: EvalFrames, methods=(), *, random_init: bo
 
 def first_batch(cfg: Config, *, epoch: int = 0) -> tuple:
     """The batch ``(x_q, x_k, x_p, video_ids)`` the trainer draws first in ``epoch`` (step 0 for epoch 0)."""
-    from ..data.dataset import EpochBatches, TrainClips
+    from .data.dataset import EpochBatches, TrainClips
 
     clips = TrainClips(load_splits(cfg.data)["train"], cfg.data, seed=cfg.train.seed)
     batch = next(iter(EpochBatches(len(clips), cfg.train.batch_size, cfg.train.seed, epoch)))
