@@ -1,6 +1,6 @@
 """Checkpoints: atomic writes, safe loads (``weights_only=True``), official MoCo/CycleContrast import.
 
-A training checkpoint is one dict (see :func:`cckit.train.make_state`). :func:`save_checkpoint`
+A training checkpoint is one dict (see :func:`cckit.runs.make_state`). :func:`save_checkpoint`
 writes it to a temporary file in the same folder, fsyncs it and renames it over the target, and
 stores a digest of its contents under ``"cckit_checksum"``; :func:`load_checkpoint` loads with
 ``weights_only=True`` (a checkpoint can never run code) and checks the digest, because a torn zip

@@ -3,9 +3,6 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
-import signal
-import threading
 import time
 from pathlib import Path
 
@@ -15,7 +12,6 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .atomic import atomic_write
-from .checkpoint import find_resumable, load_checkpoint, rng_state, save_numbered, set_rng_state
 from .config import Config, to_dict
 from .data.dataset import RunBatches, TrainClips, steps_per_epoch
 from .data.index import load_splits
@@ -26,6 +22,7 @@ from .metrics import MetricsLog
 from .model import CycleContrastModel, enqueue, update_momentum
 from .methods import get_method
 from .objective import Embeddings, Queues, compute_objective
+from .runs import StopSignals, check_disk, check_run_dir, make_state, resume, save_state
 from .schedule import cosine_schedule
 from .utils import amp_dtype, autocast, get_device, seed_everything, step_generator
 
@@ -144,16 +141,6 @@ class _Marks:
         self.last = now
 
 
-def _check_run_dir(run_dir: Path) -> None:
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write_test"
-        probe.write_bytes(b"0" * 1024)
-        probe.unlink()
-    except OSError as e:
-        raise TrainingError(f"{run_dir}: run directory is not writable ({e.strerror or e})") from None
-
-
 def _knn_monitor(splits: dict, cfg: Config):
     """The kNN monitor of ``train.knn_every`` on the evaluation frames of the run's data."""
     from .eval.suite import eval_frame_sets  # evaluation stands beside training; imported when monitoring
@@ -170,71 +157,35 @@ def _knn_monitor(splits: dict, cfg: Config):
         raise TrainingError(str(e)) from None
 
 
-def make_state(model, optimizer, cfg: Config, step: int, epoch: int, scaler=None) -> dict:
-    """Everything a run needs to continue exactly after ``step`` finished steps.
-
-    ``model`` holds the online and momentum encoders, both heads, both queues with their video
-    ids and ``queue_ptr``; ``optimizer`` its momentum buffers; ``rng`` the python, numpy, torch and
-    CUDA generators (:func:`cckit.checkpoint.rng_state`); ``scaler`` the fp16 loss scale. The
-    scheduler position is ``step`` (the learning rates are an array indexed by step).
-
-    No DataLoader worker state is needed: every random choice of the data (order, frames,
-    augmentations) is a pure function of ``(seed, epoch, index)`` (:class:`TrainClips`,
-    :class:`RunBatches`), the support draw and key shuffle come from ``step_generator(seed, step)``,
-    and the loader's own seed from a generator seeded with ``train.seed``. A run killed and
-    resumed ends bit-identical to an uninterrupted one on CPU (tests/test_reliability.py).
-    """
-    state = {"config": to_dict(cfg), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "step": step, "epoch": epoch, "rng": rng_state()}
-    if scaler is not None:
-        state["scaler"] = scaler.state_dict()
-    return state
+def _training_data(cfg: Config, dist_info):
+    """The run's splits (rank 0 generates or validates the data first), its training clips, the
+    steps per epoch and the run's total steps."""
+    t = cfg.train
+    splits = load_splits(cfg.data) if dist_info.is_main else None
+    if dist_info.enabled:
+        barrier()  # rank 0 generated / validated the data first
+        splits = splits or load_splits(cfg.data, generate=False)
+    dataset = TrainClips(splits["train"], cfg.data, seed=t.seed)
+    per_epoch = steps_per_epoch(len(dataset), t.batch_size)
+    if per_epoch == 0:
+        raise TrainingError(f"{cfg.data.root}: {len(dataset)} training videos, fewer than train.batch_size={t.batch_size}")
+    return splits, dataset, per_epoch, t.max_steps or t.epochs * per_epoch
 
 
-def _save(ckpt_dir: Path, state: dict, keep: int) -> None:
-    """``save_numbered``, refusing non-finite weights (an update that overflowed) and turning a
-    write failure (disk full) into a TrainingError; either way the previous checkpoint is kept."""
-    step = state["step"]
-    bad = [k for k, v in state["model"].items() if v.is_floating_point() and not torch.isfinite(v).all()]
-    if bad:
-        raise TrainingError(f"step {step}: non-finite weights after the update ({', '.join(bad[:3])}"
-                            f"{', ...' if len(bad) > 3 else ''}); not saved, the last checkpoint is kept")
-    try:
-        save_numbered(ckpt_dir, state, keep)
-    except OSError as e:
-        raise TrainingError(f"{ckpt_dir}: cannot write the checkpoint of step {step} ({e.strerror or e}); "
-                            f"the previous checkpoint is kept") from None
-
-
-class _StopSignals:
-    """Turn SIGINT/SIGTERM into a flag checked between steps (restored on exit)."""
-
-    def __init__(self):
-        self.received = None
-
-    def __enter__(self):
-        self._old = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        self.received = signal.Signals(signum).name
-
-    def __exit__(self, *exc):
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
-        return False
-
-
-def _check_disk(run_dir: Path, model: torch.nn.Module) -> None:
-    """Fail before training when the run directory cannot hold two checkpoints (temp + renamed)."""
-    need = 3 * sum(t.numel() * t.element_size() for t in model.state_dict().values())  # model + optimizer state
-    free = shutil.disk_usage(run_dir).free
-    if free < 2 * need:
-        raise TrainingError(f"{run_dir}: only {free / 2**20:.0f} MiB free, a checkpoint needs about "
-                            f"{need / 2**20:.0f} MiB (twice that while it is written)")
+def _build(cfg: Config, device: torch.device, dist_info):
+    """Model (seeded by ``train.seed``), optimizer, autocast dtype and fp16 gradient scaler."""
+    t = cfg.train
+    seed_everything(t.seed)
+    model = CycleContrastModel(cfg.model)
+    if dist_info.enabled and cfg.model.sync_bn:
+        model.encoder = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model.encoder)
+    model = model.to(device)
+    if t.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(model, cfg)
+    dtype = amp_dtype(t.amp, device)
+    scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
+    return model, optimizer, dtype, scaler
 
 
 def train(cfg: Config, *, progress: bool = True) -> dict:
@@ -256,56 +207,19 @@ def train(cfg: Config, *, progress: bool = True) -> dict:
         raise TrainingError(f"train.batch_size={t.batch_size} is not divisible by the {dist_info.world_size} processes")
     main = dist_info.is_main
     if main:
-        _check_run_dir(run_dir)
+        check_run_dir(run_dir)
     if cfg.resume not in ("none", "auto") and not Path(cfg.resume).is_file():
         raise TrainingError(f"{cfg.resume}: checkpoint to resume from not found (resume=)")
     if t.threads > 0:
         torch.set_num_threads(t.threads)
-    splits = load_splits(cfg.data) if main else None
-    if dist_info.enabled:
-        barrier()  # rank 0 generated / validated the data first
-        splits = splits or load_splits(cfg.data, generate=False)
-    dataset = TrainClips(splits["train"], cfg.data, seed=t.seed)
-    per_epoch = steps_per_epoch(len(dataset), t.batch_size)
-    if per_epoch == 0:
-        raise TrainingError(f"{cfg.data.root}: {len(dataset)} training videos, fewer than train.batch_size={t.batch_size}")
-    total = t.max_steps or t.epochs * per_epoch
+    splits, dataset, per_epoch, total = _training_data(cfg, dist_info)
     lrs = cosine_schedule(t.lr, t.min_lr, total, t.warmup_steps)
 
-    seed_everything(t.seed)
-    model = CycleContrastModel(cfg.model)
-    if dist_info.enabled and cfg.model.sync_bn:
-        model.encoder = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model.encoder)
-    model = model.to(device)
-    if t.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(model, cfg)
-    dtype = amp_dtype(t.amp, device)
-    scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
+    model, optimizer, dtype, scaler = _build(cfg, device, dist_info)
     if main:
-        _check_disk(run_dir, model)
+        check_disk(run_dir, model)
 
-    step, resumed_from = 0, None
-    if cfg.resume != "none":
-        path, problems = (Path(cfg.resume), []) if cfg.resume != "auto" else find_resumable(run_dir)
-        for problem in problems:
-            log.warning("resume=auto: %s", problem)
-        if path is None and problems:
-            raise TrainingError(f"{run_dir / 'checkpoints'}: no checkpoint loads ({len(problems)} skipped, "
-                                f"newest: {problems[0]}); move them away to start over")
-        if path is not None:
-            state = load_checkpoint(path, map_location=device)
-            try:
-                model.load_state_dict(state["model"])
-                optimizer.load_state_dict(state["optimizer"])
-                if scaler is not None and "scaler" in state:
-                    scaler.load_state_dict(state["scaler"])
-            except (KeyError, RuntimeError, ValueError) as e:
-                first = (str(e).strip().splitlines() or [""])[0][:300]
-                raise TrainingError(f"{path}: checkpoint does not fit this config ({e.__class__.__name__}: {first})") from None
-            set_rng_state(state.get("rng", {"torch": state["torch_rng"]} if "torch_rng" in state else {}))
-            step, resumed_from = int(state["step"]), str(path)
-            log.info("resumed from %s at step %d", path, step)
+    step, resumed_from = resume(cfg, run_dir, model, optimizer, scaler, device)
     encoder = model.encoder
     if dist_info.enabled:
         encoder = torch.nn.parallel.DistributedDataParallel(
@@ -330,7 +244,7 @@ def train(cfg: Config, *, progress: bool = True) -> dict:
         knn_last = monitor(model.encoder.backbone)
         metrics.write({"step": 0, "epoch": 0, "knn_top1": knn_last})
     try:
-        with _StopSignals() as stop:
+        with StopSignals() as stop:
             sampler = RunBatches(len(dataset), t.batch_size, t.seed, step, total,
                                  rank=dist_info.rank, world_size=dist_info.world_size)
             loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.workers,
@@ -363,7 +277,7 @@ def train(cfg: Config, *, progress: bool = True) -> dict:
                         bar.set_postfix(shown)
                 if main and (step % ckpt_every == 0 or step == total or stop.received):
                     metrics.flush()  # metrics of every step a checkpoint holds survive a kill
-                    _save(ckpt_path.parent, make_state(model, optimizer, cfg, step, epoch, scaler), t.keep_checkpoints)
+                    save_state(ckpt_path.parent, make_state(model, optimizer, cfg, step, epoch, scaler), t.keep_checkpoints)
                 if stop.received:
                     raise TrainingInterrupted(f"{stop.received} at step {step}: checkpoint saved to {ckpt_path}")
                 if step >= total:

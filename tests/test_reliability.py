@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import cckit.runs
 import cckit.train
 from cckit.checkpoint import find_resumable, load_checkpoint
 from cckit.config import load_config
@@ -296,7 +297,7 @@ def test_full_disk_is_detected_before_the_first_step(tiny_overrides, tmp_path, m
 def test_disk_full_while_saving_keeps_previous_checkpoint(tiny_overrides, tmp_path, monkeypatch):
     """ENOSPC at the second checkpoint: TrainingError naming the folder, step and reason; the first
     checkpoint stays and loads, and no temporary file is left behind."""
-    real = cckit.train.save_numbered
+    real = cckit.runs.save_numbered
     saves = []
 
     def filling(ckpt_dir, state, keep):
@@ -305,7 +306,7 @@ def test_disk_full_while_saving_keeps_previous_checkpoint(tiny_overrides, tmp_pa
             raise OSError(28, "No space left on device")
         return real(ckpt_dir, state, keep)
 
-    monkeypatch.setattr(cckit.train, "save_numbered", filling)
+    monkeypatch.setattr(cckit.runs, "save_numbered", filling)
     with pytest.raises(TrainingError, match=r"checkpoints: cannot write the checkpoint of step 4 \(No space left on device\)"):
         train(load_config(None, tiny_overrides + ["train.max_steps=6", "train.checkpoint_every=2"]), progress=False)
     ckpts = tmp_path / "run" / "checkpoints"
