@@ -6,7 +6,7 @@ For each set of videos, in one run on the same files:
 - ``random reads``: ``read_frames`` of the two frames a training item needs (frames/s and the cost
   per frame relative to a sequential read);
 - ``store``: ``FrameStore.get`` of the real ``TrainClips`` path, uncached (exact seeking), from
-  memory (``data.cache_frames``), and from the frame caches of ``cckit data extract`` (npy, jpg);
+  memory (``data.frames_in_memory``), and from the frame caches of ``cckit data extract`` (npy, jpg);
 - ``items``: ``TrainClips`` items including the augmentations (samples/s), in this process;
 - ``loader``: the quickstart DataLoader (its workers, batch) in samples/s, against the samples/s
   that the quickstart train step consumes on this machine (``cckit.bench.step_throughput``).
@@ -96,10 +96,10 @@ def bench_set(name: str, records: list[VideoRecord], cfg, reads: int, items: int
     rows.append({"set": name, "path": "sequential decode (reference)", "frames_per_s": seq, "ratio": 1.0})
     rnd = random_read_rate(records, reads)
     rows.append({"set": name, "path": "read_frames, 2 random frames", "frames_per_s": rnd, "ratio": rnd / seq})
-    clips = TrainClips(records, replace(cfg, data={"cache_frames": False}).data, seed=0)
+    clips = TrainClips(records, replace(cfg, data={"frames_in_memory": False}).data, seed=0)
     build, memory = _timed(lambda: FrameStore(records, cache=True))
     stores = {"store, uncached (exact seeking)": clips.frames,
-              f"store, cache_frames (build {build:.1f} s)": memory}
+              f"store, frames_in_memory (build {build:.1f} s)": memory}
     with tempfile.TemporaryDirectory() as tmp:
         for fmt in ("npy", "jpg"):
             seconds, _ = _timed(lambda: extract_frames([r.path for r in records], f"{tmp}/{fmt}", fmt=fmt))
@@ -110,7 +110,7 @@ def bench_set(name: str, records: list[VideoRecord], cfg, reads: int, items: int
             rows.append({"set": name, "path": label, "frames_per_s": rate, "ratio": rate / seq})
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as in DataLoader workers
-    for label, store in (("items, uncached", clips.frames), ("items, cache_frames", memory)):
+    for label, store in (("items, uncached", clips.frames), ("items, frames_in_memory", memory)):
         rate = item_rate(TrainClips(records, cfg.data, seed=0, frames=store), items)
         rows.append({"set": name, "path": label + " (incl. augmentation)", "samples_per_s": rate,
                      "frames_per_s": 2 * rate, "ratio": 2 * rate / seq})

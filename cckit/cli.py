@@ -44,15 +44,15 @@ def cmd_data_extract(args) -> dict:
     from .data.extract import extract_frames
     from .data.index import index_data
     cfg = _cfg(args)
-    out = args.out or cfg.data.frame_cache
+    out = args.out or cfg.data.extracted_frames
     if not out:
-        raise ConfigError("cckit data extract: pass --out DIR (or set data.frame_cache)")
+        raise ConfigError("cckit data extract: pass --out DIR (or set data.extracted_frames)")
     index = index_data(cfg.data, progress=not args.quiet and sys.stderr.isatty())
     videos = sorted({r.path for v in index.splits.values() for r in v if not r.frames})
     summary = extract_frames(videos, out, fmt=args.format, quality=args.quality,
                              workers=cfg.data.workers if args.workers is None else args.workers,
                              progress=not args.quiet and sys.stderr.isatty())
-    return {**summary, "use": f"data.frame_cache={out}"}
+    return {**summary, "use": f"data.extracted_frames={out}"}
 
 
 def build_data_tool_parser() -> argparse.ArgumentParser:
@@ -74,7 +74,7 @@ def build_data_tool_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("extract", help="decode the videos of a config once into a frame cache")
     e.add_argument("config", nargs="?", default=None, help="YAML preset (default: built-in defaults)")
     e.add_argument("overrides", nargs="*", help="key=value overrides, e.g. data.source=videos data.root=...")
-    e.add_argument("--out", default="", help="frame cache folder (default: data.frame_cache)")
+    e.add_argument("--out", default="", help="frame cache folder (default: data.extracted_frames)")
     e.add_argument("--format", default="jpg", choices=["jpg", "png", "npy"],
                    help="jpg: small, lossy (quality 95); png, npy: exact frames")
     e.add_argument("--quality", type=int, default=95, help="JPEG quality")

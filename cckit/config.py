@@ -41,15 +41,15 @@ class DataConfig:
     flip: bool = True  # random horizontal flip
     augment: str = "batch"  # "batch": the loader gathers uint8 frames, one batched call per step augments them on the training device; "loader": per-sample torchvision ops in the loader workers
     workers: int = 2  # DataLoader worker processes (0: load in the main process)
-    cache_frames: bool = True  # decode every video once and keep the frames in memory (small data)
+    frames_in_memory: bool = True  # decode every video once and keep the frames in memory (small data)
     on_error: str = "raise"  # unusable video/frame file while indexing: "raise" (DataError) or "skip" (listed in the report)
     single_frame: str = "same"  # one-frame videos: "same" (x_p = x_q's frame; counted in the report) or "exclude"
     labels: str = "folders"  # videos/frames/r2v2: "folders" (class = first sub-folder under the split root) or "none"
     train_list: str = ""  # videos/frames: split file of training videos, UCF101 style (relative to root); "" = all not in test_list
     test_list: str = ""  # videos/frames: split file of test videos, e.g. ucfTrainTestlist/testlist01.txt
-    frame_cache: str = ""  # folder written by `cckit data extract`; frames are read from it instead of decoding
-    video_cache: str = ""  # per-file video index cache ("": $CCKIT_CACHE_DIR or ~/.cache/cckit/video_index, "off": none)
-    cache_limit_gb: float = 8.0  # cache_frames only while all decoded frames fit in this many GB, else read on demand
+    extracted_frames: str = ""  # folder written by `cckit data extract`; frames are read from it instead of decoding
+    seek_index_cache: str = ""  # folder of each video's frame/keyframe index ("": $CCKIT_CACHE_DIR or ~/.cache/cckit/video_index, "off": none)
+    cache_limit_gb: float = 8.0  # frames_in_memory only while all decoded frames fit in this many GB, else read on demand
 
 
 @dataclass(frozen=True)
@@ -191,12 +191,19 @@ def _coerce(key: str, value, annotation):
     raise ConfigError(f"{key}: unsupported type {hint}")
 
 
+# keys whose old names collided ("cache" meant three things); the old name fails with the new one
+RENAMED = {"data.cache_frames": "data.frames_in_memory", "data.frame_cache": "data.extracted_frames",
+           "data.video_cache": "data.seek_index_cache"}
+
+
 def _build(cls, values: dict, prefix: str = ""):
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in values.items():
         full = f"{prefix}{key}"
+        if full in RENAMED:
+            raise ConfigError(f"{full} was renamed to {RENAMED[full]} (same meaning)")
         if key not in names:
             raise ConfigError(f"unknown config key '{full}' (known in this section: {', '.join(sorted(names))})")
         hint = hints[key]

@@ -14,8 +14,7 @@ from .checkpoint import load_checkpoint, load_model
 from .config import Config, load_config, replace
 from .data.dataset import EvalFrames, FrameStore, steps_per_epoch
 from .data.index import load_splits
-from .data.manifest import load_manifest
-from .errors import DataError
+from .data.records import class_names as records_class_names
 from .model import random_model
 from .utils import get_device
 from .viz.bank import FrameBank, frame_bank
@@ -67,12 +66,9 @@ def ensure_checkpoint(cfg: Config, *, progress: bool = True) -> Path:
 
 
 def class_names(cfg: Config) -> list[str]:
-    """Class names from the dataset manifest (empty when there is none, e.g. a folder of videos)."""
-    try:
-        _, meta = load_manifest(cfg.data.root)
-    except DataError:
-        return []
-    return list(meta.get("class_names") or [])
+    """Class names by label, from the records of the data (generated, a manifest, or a user's class folders)."""
+    splits = load_splits(cfg.data)
+    return records_class_names([r for records in splits.values() for r in records])
 
 
 def eval_frames(cfg: Config, split: str = "test", *, frames_per_video: int | None = None,

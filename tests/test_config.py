@@ -55,3 +55,14 @@ def test_missing_and_invalid_files(tmp_path):
     bad.write_text("train: [unclosed\n")
     with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
         load_config(bad)
+
+
+def test_renamed_keys_fail_with_their_new_name():
+    from cckit.config import RENAMED
+
+    assert RENAMED == {"data.cache_frames": "data.frames_in_memory", "data.frame_cache": "data.extracted_frames",
+                       "data.video_cache": "data.seek_index_cache"}
+    for old, new in RENAMED.items():
+        with pytest.raises(ConfigError, match=rf"^{old} was renamed to {new} \(same meaning\)$"):
+            load_config(None, [f"{old}=x"])
+    assert load_config(None, ["data.frames_in_memory=false"]).data.frames_in_memory is False

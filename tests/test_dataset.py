@@ -10,7 +10,7 @@ import torch
 
 from cckit.config import DataConfig, load_config
 from cckit.data import dataset as dataset_module
-from cckit.data import video_index
+from cckit.data.video import seek_index as video_index
 from cckit.data.dataset import FrameStore, TrainClips
 from cckit.data.index import index_data
 from cckit.errors import DataError
@@ -55,8 +55,8 @@ def _records(root):
 
 def test_items_are_pure_and_identical_with_or_without_the_frame_cache(videos):
     records = _records(videos)
-    cached = TrainClips(records, _cfg(videos, cache_frames=True), seed=3)
-    streamed = TrainClips(records, _cfg(videos, cache_frames=False), seed=3)
+    cached = TrainClips(records, _cfg(videos, frames_in_memory=True), seed=3)
+    streamed = TrainClips(records, _cfg(videos, frames_in_memory=False), seed=3)
     assert cached.frames.cache is not None and streamed.frames.cache is None
     for item in (5, (2, 7), (0, 0)):
         a, b, again = cached[item], streamed[item], cached[item]
@@ -67,8 +67,8 @@ def test_items_are_pure_and_identical_with_or_without_the_frame_cache(videos):
             torch.testing.assert_close(x, z, rtol=0, atol=0)
     assert not torch.equal(cached[(0, 5)][0], cached[(1, 5)][0])  # another epoch, other crops
     # data.augment=batch: the items are the uint8 frames f, f' and the seed, the same both ways
-    cached = TrainClips(records, _cfg(videos, cache_frames=True, augment="batch", size=32), seed=3)
-    streamed = TrainClips(records, _cfg(videos, cache_frames=False, augment="batch", size=32), seed=3)
+    cached = TrainClips(records, _cfg(videos, frames_in_memory=True, augment="batch", size=32), seed=3)
+    streamed = TrainClips(records, _cfg(videos, frames_in_memory=False, augment="batch", size=32), seed=3)
     for item in (5, (2, 7), (0, 0)):
         a, b = cached[item], streamed[item]
         assert len(a) == 4 and a[0].dtype == torch.uint8 and a[0].shape == (2, 3, 32, 32)
@@ -102,7 +102,7 @@ def _break(path):
 def test_a_video_that_breaks_after_indexing_is_replaced_deterministically(videos, cache):
     records = _records(videos)
     broken = [r.path for r in records].index(str(videos / "c1" / "v5.mp4"))
-    cfg = _cfg(videos, cache_frames=cache, on_error="skip")
+    cfg = _cfg(videos, frames_in_memory=cache, on_error="skip")
     _break(videos / "c1" / "v5.mp4")
     clips = TrainClips(records, cfg, seed=1)
     for epoch in range(3):
@@ -113,7 +113,7 @@ def test_a_video_that_breaks_after_indexing_is_replaced_deterministically(videos
     assert clips[(0, broken - 1)][4] is False
     if cache:  # with on_error=raise the store refuses to start instead
         with pytest.raises(DataError, match=r"v5\.mp4"):
-            TrainClips(records, _cfg(videos, cache_frames=True), seed=1)
+            TrainClips(records, _cfg(videos, frames_in_memory=True), seed=1)
 
 
 def test_replaced_samples_are_counted_in_the_training_metrics(videos, tmp_path, tiny_overrides, monkeypatch):
@@ -130,7 +130,7 @@ def test_replaced_samples_are_counted_in_the_training_metrics(videos, tmp_path, 
 
     monkeypatch.setattr(dataset_module, "read_frames", flaky)
     overrides = [o for o in tiny_overrides if not o.startswith(("data.root", "run_dir"))]
-    cfg = load_config(None, overrides + [f"data.root={videos}", "data.source=videos", "data.cache_frames=false",
+    cfg = load_config(None, overrides + [f"data.root={videos}", "data.source=videos", "data.frames_in_memory=false",
                                          f"run_dir={tmp_path / 'run'}", "train.max_steps=3"])
     result = train(cfg, progress=False)
     assert result["steps"] == 3

@@ -14,7 +14,7 @@ from PIL import Image
 
 from cckit import cli
 from cckit.config import DataConfig
-from cckit.data import video_index
+from cckit.data.video import seek_index as video_index
 from cckit.data.dataset import FrameStore
 from cckit.data.index import index_data
 from cckit.data.scan import format_report, scan
@@ -219,7 +219,7 @@ def test_extract_writes_a_frame_cache_that_training_reads(class_folders, tmp_pat
             "--format", fmt, "--quiet"]
     assert cli.main(args) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["extracted"] == 7 and summary["frames"] == 28 and summary["use"] == f"data.frame_cache={out}"
+    assert summary["extracted"] == 7 and summary["frames"] == 28 and summary["use"] == f"data.extracted_frames={out}"
     assert cli.main(args) == 0 and json.loads(capsys.readouterr().out)["up_to_date"] == 7
     records = index_data(DataConfig(source="videos", root=str(class_folders))).splits["train"]
     store = FrameStore(records, cache=False, frame_cache=str(out))

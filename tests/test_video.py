@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from av.video.frame import PictureType
 
-from cckit.data import video, video_index
+from cckit.data.video import decode as video, seek_index as video_index
 from cckit.data.video import count_frames, iter_frames, probe, read_all_frames, read_frames
 from cckit.errors import DataError
 

@@ -91,7 +91,7 @@ def test_ucf101_layout_and_split_files_through_the_video_protocol(tiny_ucf, tmp_
                              f"data.train_list={tiny_ucf / 'ucfTrainTestlist/trainlist01.txt'}",
                              f"data.test_list={tiny_ucf / 'ucfTrainTestlist/testlist01.txt'}",
                              "data.crop_size=32", "data.workers=0", "model.arch=resnet10", "eval.frames_per_video=3",
-                             "eval.knn_k=[3]", "eval.linear_weight_decay=[0.01]", f"run_dir={tmp_path / 'run'}", f"data.video_cache={tmp_path / 'index'}"])
+                             "eval.knn_k=[3]", "eval.linear_weight_decay=[0.01]", f"run_dir={tmp_path / 'run'}", f"data.seek_index_cache={tmp_path / 'index'}"])
     splits = load_splits(cfg.data)
     assert len(splits["train"]) == 6 and len(splits["test"]) == 2
     assert sorted(r.label for r in splits["test"]) == [0, 1]  # labels in classInd order

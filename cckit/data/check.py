@@ -9,7 +9,7 @@ from tqdm.auto import tqdm
 
 from ..errors import DataError
 from .frames import check_frame_file
-from .sources import Entry
+from .records import VideoRecord
 from .video import probe
 
 __all__ = ["check_entry", "check_entries", "worker_pool"]
@@ -23,7 +23,7 @@ def worker_pool(workers: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cckit-data")
 
 
-def check_entry(entry: Entry, video_cache: str = "") -> dict:
+def check_entry(entry: VideoRecord, video_cache: str = "") -> dict:
     """Check one video: frame count, display size and format.
 
     Returns:
@@ -47,14 +47,14 @@ def check_entry(entry: Entry, video_cache: str = "") -> dict:
             "pix_fmt": "image", "seekable": True}
 
 
-def _check_job(job: tuple[Entry, str]) -> tuple[dict | None, str | None]:
+def _check_job(job: tuple[VideoRecord, str]) -> tuple[dict | None, str | None]:
     try:
         return check_entry(*job), None
     except DataError as error:
         return None, str(error)
 
 
-def check_entries(entries: list[Entry], *, video_cache: str = "", workers: int = 0,
+def check_entries(entries: list[VideoRecord], *, video_cache: str = "", workers: int = 0,
                   progress: bool = False) -> list[tuple[dict | None, str | None]]:
     """``check_entry`` for every entry, in ``workers`` processes: ``(result, None)`` or ``(None, reason)``."""
     jobs = [(entry, video_cache) for entry in entries]

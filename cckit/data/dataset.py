@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,24 +22,12 @@ from ..errors import DataError
 from .batch_augment import BatchAugment
 from .extract import FrameCache
 from .frames import read_frame_files
+from .records import VideoRecord
 from .transforms import eval_transform, seeded_views, train_transform
 from .video import read_all_frames, read_frames
 
 log = logging.getLogger(__name__)
 MAX_REPLACEMENTS = 10  # stand-in videos tried for one item before the failure is raised
-
-
-@dataclass(frozen=True)
-class VideoRecord:
-    """One video of an index."""
-    video_id: int
-    path: str  # the video file, or the folder holding the frame files
-    num_frames: int  # frames that decode
-    label: int = -1  # class label (-1: unlabelled)
-    split: str = "train"
-    frames: tuple[str, ...] = ()  # frame file names inside ``path``, in order (frame-folder videos)
-    width: int = 0  # display width in pixels (0: unknown)
-    height: int = 0  # display height in pixels (0: unknown)
 
 
 def _item_seed(*parts: int) -> int:
@@ -131,8 +118,8 @@ class TrainClips(Dataset):
         self.cfg = cfg
         self.seed = seed
         self.epoch = 0
-        self.frames = frames or FrameStore(records, cfg.cache_frames, frame_cache=cfg.frame_cache,
-                                           video_cache=cfg.video_cache, cache_limit_gb=cfg.cache_limit_gb,
+        self.frames = frames or FrameStore(records, cfg.frames_in_memory, frame_cache=cfg.extracted_frames,
+                                           video_cache=cfg.seek_index_cache, cache_limit_gb=cfg.cache_limit_gb,
                                            on_error=cfg.on_error)
         self.transform = train_transform(cfg)
 

@@ -41,7 +41,7 @@ class FrameCache:
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
         if not self.folder.is_dir():
-            raise DataError(f"{self.folder}: frame cache folder does not exist (data.frame_cache; "
+            raise DataError(f"{self.folder}: frame cache folder does not exist (data.extracted_frames; "
                             f"write one with `cckit data extract`)")
 
     def find(self, source: str) -> dict | None:

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import DataConfig
 from ..errors import DataError
 from .check import check_entries
-from .dataset import VideoRecord
-from .sources import Entry, list_source
+from .records import VideoRecord
+from .sources import list_source
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ class DataIndex:
     report: dict = field(default_factory=dict)
 
 
-def _manifest_entries(cfg: DataConfig, generate: bool) -> tuple[list[Entry], dict[str, int], list[int], list[str]]:
+def _manifest_entries(cfg: DataConfig, generate: bool) -> tuple[list[VideoRecord], dict[str, int], list[int], list[str]]:
     """Entries of a cckit manifest (generating the default data first for ``source=synthetic``)."""
     from .manifest import load_manifest
     from .synthetic import make_default_dataset
@@ -47,14 +48,16 @@ def _manifest_entries(cfg: DataConfig, generate: bool) -> tuple[list[Entry], dic
     entries, declared, ids = [], {}, []
     for e in records:
         path = str(root / e["path"])
-        entries.append(Entry(key=str(e["path"]), path=path, label=int(e.get("label", -1)),
-                             split=str(e.get("split", "train"))))
+        entries.append(VideoRecord(key=str(e["path"]), path=path, label=int(e.get("label", -1)),
+                                   class_name=str(e.get("class_name", "")), split=str(e.get("split", "train")),
+                                   boxes=tuple(tuple(b) for b in e.get("boxes") or ()),
+                                   motion=str(e.get("motion", ""))))
         declared[path] = int(e["num_frames"])
         ids.append(int(e["video_id"]))
     return entries, declared, ids, list(meta.get("class_names", []))
 
 
-def summarise(entries: list[Entry], checked: list[tuple[dict | None, str | None]], *,
+def summarise(entries: list[VideoRecord], checked: list[tuple[dict | None, str | None]], *,
               ids: list[int] | None = None, declared: dict[str, int] | None = None,
               on_error: str = "raise", single_frame: str = "same", classes: list[str] = (),
               root: str = "", source: str = "") -> DataIndex:
@@ -83,9 +86,9 @@ def summarise(entries: list[Entry], checked: list[tuple[dict | None, str | None]
                 continue
             single += 1
         declared_wrong += result.get("declared_frames", 0) not in (0, result["num_frames"])
-        record = VideoRecord(video_id=video_id, path=entry.path, num_frames=result["num_frames"],
-                             label=entry.label, split=entry.split, frames=entry.frames,
-                             width=result["width"], height=result["height"])
+        name = entry.class_name or (classes[entry.label] if 0 <= entry.label < len(classes) else "")
+        record = dataclasses.replace(entry, video_id=video_id, num_frames=result["num_frames"], class_name=name,
+                                     width=result["width"], height=result["height"])
         splits.setdefault(entry.split, []).append(record)
         resolutions[f"{result['width']}x{result['height']}"] += 1
         codecs[f"{result['codec']} {result['pix_fmt']}"] += 1
@@ -124,7 +127,7 @@ def index_data(cfg: DataConfig, *, generate: bool = True, progress: bool = False
             usable training video.
     """
     entries, ids, declared, classes = source_entries(cfg, generate=generate)
-    checked = check_entries(entries, video_cache=cfg.video_cache, workers=cfg.workers, progress=progress)
+    checked = check_entries(entries, video_cache=cfg.seek_index_cache, workers=cfg.workers, progress=progress)
     index = summarise(entries, checked, ids=ids, declared=declared, on_error=cfg.on_error,
                       single_frame=cfg.single_frame, classes=classes, root=cfg.root, source=cfg.source)
     skipped = index.report["skipped"]

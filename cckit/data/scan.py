@@ -6,7 +6,8 @@ from pathlib import Path
 
 from ..config import DataConfig
 from .index import check_entries, source_entries, summarise
-from .sources import Entry, detect_layout
+from .records import VideoRecord
+from .sources import detect_layout
 
 __all__ = ["scan", "format_report"]
 
@@ -35,7 +36,7 @@ def scan(path: str | os.PathLike, *, source: str = "auto", on_error: str = "rais
     if layout == "auto":
         layout = "manifest" if (path / "manifest.json").is_file() else detect_layout(path)
     if layout == "file":
-        entries, ids, declared, classes = [Entry(key=path.name, path=str(path))], [0], {}, []
+        entries, ids, declared, classes = [VideoRecord(key=path.name, path=str(path))], [0], {}, []
     else:
         cfg = DataConfig(source=layout, root=str(path), labels=labels, train_list=train_list,
                          test_list=test_list)

@@ -1,6 +1,6 @@
 """Data sources: find the videos of a folder, before any file is opened.
 
-Three layouts, one result (a list of :class:`Entry`, plus class names):
+Three layouts, one result (unchecked :class:`~cckit.data.records.VideoRecord` s, plus class names):
 
 - ``videos``: video files anywhere under ``root`` (mp4, avi, mkv, webm, mov, m4v). With
   ``labels="folders"`` the class is the first sub-folder under the split root, as in UCF101
@@ -19,27 +19,17 @@ from __future__ import annotations
 import os
 import pickle
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataError
+from .records import VideoRecord
 
-__all__ = ["Entry", "VIDEO_EXTENSIONS", "IMAGE_EXTENSIONS", "list_source", "detect_layout"]
+__all__ = ["VIDEO_EXTENSIONS", "IMAGE_EXTENSIONS", "list_source", "detect_layout"]
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 SPLIT_FOLDERS = {"train": "train", "test": "test", "val": "test", "validation": "test"}
 _R2V2_FRAME = re.compile(r"^(?P<video>.+)_(?P<frame>\d{6})\.jpg$")
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One video as found on disk, not yet validated."""
-    key: str  # id relative to the root, e.g. "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi"
-    path: str  # the video file, or the folder holding the frames
-    frames: tuple[str, ...] = ()  # frame file names inside ``path``, in order (frame sources only)
-    label: int = -1
-    split: str = "train"
 
 
 def _natural(name: str) -> list:
@@ -100,7 +90,7 @@ def _assign_splits(root: Path, keys: list[str], train_list: str, test_list: str)
 
 
 def _labelled(items: list[tuple[str, str, str, tuple[str, ...], str]], labels: str,
-              split_file: Path | None) -> tuple[list[Entry], list[str]]:
+              split_file: Path | None) -> tuple[list[VideoRecord], list[str]]:
     """Entries from ``(split, key, split-relative key, frames, path)`` items; the class is the
     first folder of the split-relative key (none for videos directly in the split root)."""
     def class_of(rel: str) -> str | None:
@@ -112,14 +102,14 @@ def _labelled(items: list[tuple[str, str, str, tuple[str, ...], str]], labels: s
     if index is None or not set(names) <= set(index):
         index = {name: i for i, name in enumerate(names)}
     classes = [name for name, _ in sorted(index.items(), key=lambda kv: kv[1])] if names else []
-    entries = [Entry(key=key, path=path, frames=frames, split=split,
-                     label=index[c] if (c := class_of(rel)) is not None else -1)
+    entries = [VideoRecord(key=key, path=path, frames=frames, split=split,
+                           label=index[c] if (c := class_of(rel)) is not None else -1, class_name=c or "")
                for split, key, rel, frames, path in items]
     return entries, classes
 
 
 def list_videos(root: str | os.PathLike, *, labels: str = "folders", train_list: str = "",
-                test_list: str = "") -> tuple[list[Entry], list[str]]:
+                test_list: str = "") -> tuple[list[VideoRecord], list[str]]:
     """Video files under ``root`` (recursive), with labels and splits. Returns (entries, class names)."""
     root = Path(root)
     keys = [f"{folder}/{name}" if folder else name
@@ -130,7 +120,7 @@ def list_videos(root: str | os.PathLike, *, labels: str = "folders", train_list:
 
 
 def list_frame_folders(root: str | os.PathLike, *, labels: str = "folders", train_list: str = "",
-                       test_list: str = "") -> tuple[list[Entry], list[str]]:
+                       test_list: str = "") -> tuple[list[VideoRecord], list[str]]:
     """Folders of frames under ``root``: each folder holding images is one video."""
     root = Path(root)
     found = _walk(root, IMAGE_EXTENSIONS)
@@ -172,7 +162,7 @@ def _r2v2_split(split_dir: Path, cache_candidates: list[Path]) -> dict[str, list
     return {video: sorted(frames) for video, frames in videos.items()}
 
 
-def list_r2v2(root: str | os.PathLike) -> tuple[list[Entry], list[str]]:
+def list_r2v2(root: str | os.PathLike) -> tuple[list[VideoRecord], list[str]]:
     """R2V2 videos: ``<root>/{train,val}/<vid[:2]>/<vid>_<frame:06d>.jpg`` (``root`` may also be
     the ``train`` folder itself, as in the CycleContrast code). Unlabelled; ``val`` becomes test."""
     root = Path(root)
@@ -183,7 +173,7 @@ def list_r2v2(root: str | os.PathLike) -> tuple[list[Entry], list[str]]:
     for name, split_dir in splits:
         caches = [root / f"{name}_names.pkl", split_dir / f"{name}_names.pkl"]
         for video, frames in sorted(_r2v2_split(split_dir, caches).items()):
-            entries.append(Entry(key=video, path=str(split_dir / video[:2]),
+            entries.append(VideoRecord(key=video, path=str(split_dir / video[:2]),
                                  frames=tuple(f"{video}_{i:06d}.jpg" for i in frames),
                                  split=SPLIT_FOLDERS[name]))
     return entries, []
@@ -224,7 +214,7 @@ def detect_layout(path: str | os.PathLike) -> str:
 
 
 def list_source(source: str, root: str | os.PathLike, *, labels: str = "folders", train_list: str = "",
-                test_list: str = "") -> tuple[list[Entry], list[str]]:
+                test_list: str = "") -> tuple[list[VideoRecord], list[str]]:
     """Entries and class names of a ``videos``, ``frames`` or ``r2v2`` source rooted at ``root``.
 
     Raises:

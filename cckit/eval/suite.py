@@ -102,7 +102,7 @@ def tracker_config(cfg: Config) -> SiamFCConfig:
 
 def tracking_sequences(splits: dict, cfg: Config) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(frames, gt xywh)`` of the test videos of a manifest with per-frame boxes."""
-    return manifest_sequences(splits["test"], cfg.data.root, max_videos=cfg.eval.track_max_videos)
+    return manifest_sequences(splits["test"], max_videos=cfg.eval.track_max_videos)
 
 
 def track_metrics(backbone: torch.nn.Module, sequences: list, cfg: Config, *, otb: bool = False) -> dict:

@@ -201,29 +201,27 @@ def track_many(backbone: torch.nn.Module, sequences: list[tuple[np.ndarray, np.n
     return out
 
 
-def manifest_sequences(records, root, frames_store=None, max_videos: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(frames (T, H, W, 3) uint8, gt (T, 4) xywh)`` for videos of a cckit manifest with ``boxes``.
+def manifest_sequences(records, frames_store=None, max_videos: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(frames (T, H, W, 3) uint8, gt (T, 4) xywh)`` for videos whose records carry per-frame boxes
+    (the generated data's manifest has them).
 
     Args:
-        records: :class:`~cckit.data.dataset.VideoRecord` list (e.g. the test split).
-        root: the dataset root holding ``manifest.json`` (its records carry per-frame
-            ``[x0, y0, x1, y1]`` boxes).
+        records: :class:`~cckit.data.records.VideoRecord` list (e.g. the test split).
         frames_store: an optional :class:`~cckit.data.dataset.FrameStore` over ``records``.
         max_videos: use the first this many videos (0: all).
     """
     from ..data.dataset import FrameStore
-    from ..data.manifest import load_manifest
     from ..errors import DataError
     from .otb import xyxy_to_xywh
 
-    entries, _ = load_manifest(root)
-    boxes = {int(e["video_id"]): e.get("boxes") for e in entries}
     records = list(records)[:max_videos or None]
-    if any(not boxes.get(r.video_id) for r in records):
-        raise DataError(f"{root}/manifest.json: videos lack per-frame 'boxes' (needed for tracking)")
+    lacking = [r.path for r in records if not r.boxes]
+    if lacking:
+        raise DataError(f"{lacking[0]}: no per-frame boxes (needed for tracking; {len(lacking)} of "
+                        f"{len(records)} videos lack them)")
     store = frames_store or FrameStore(records, cache=False)
     out = []
     for i, r in enumerate(records):
         frames = store.get(i, list(range(r.num_frames)))
-        out.append((frames, xyxy_to_xywh(boxes[r.video_id])[:len(frames)]))
+        out.append((frames, xyxy_to_xywh(list(r.boxes))[:len(frames)]))
     return out

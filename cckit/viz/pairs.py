@@ -4,23 +4,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..data.dataset import TrainClips, VideoRecord
-from ..data.manifest import load_manifest
+from ..data.dataset import TrainClips
+from ..data.records import VideoRecord
 from ..data.video import read_frames
 from .images import new_figure, show_image
 
 
-def video_strips_figure(records: list[VideoRecord], *, frames: int = 8, root=None, class_names: list[str] | None = None):
-    """One row per video: ``frames`` evenly spaced frames, labelled with video id, class and
-    (when ``root`` holds a cckit manifest) the motion type."""
-    motions = {}
-    if root is not None:
-        try:
-            entries, meta = load_manifest(root)
-            motions = {int(e["video_id"]): e.get("motion", "") for e in entries}
-            class_names = class_names or meta.get("class_names")
-        except Exception:  # a user's folder may have no manifest: labels only
-            pass
+def video_strips_figure(records: list[VideoRecord], *, frames: int = 8, class_names: list[str] | None = None):
+    """One row per video: ``frames`` evenly spaced frames, labelled with video id, class and (for
+    the generated data) the motion type, all read off the records."""
     fig = new_figure(1.2 * frames + 1.4, 1.3 * len(records) + 0.6, layout="constrained")
     axes = fig.subplots(len(records), frames, squeeze=False)
     for row, rec in enumerate(records):
@@ -32,8 +24,9 @@ def video_strips_figure(records: list[VideoRecord], *, frames: int = 8, root=Non
                 show_image(ax, images[col], f"frame {index[col]}" if row == 0 else "")
             else:
                 ax.axis("off")
-        name = class_names[rec.label] if class_names and 0 <= rec.label < len(class_names) else str(rec.label)
-        axes[row, 0].set_ylabel(f"video {rec.video_id}\nclass {name}\n{motions.get(rec.video_id, '')}".strip(),
+        name = rec.class_name or (class_names[rec.label] if class_names and 0 <= rec.label < len(class_names)
+                                  else str(rec.label))
+        axes[row, 0].set_ylabel(f"video {rec.video_id}\nclass {name}\n{rec.motion}".strip(),
                                 fontsize=8)
     fig.suptitle("Training videos: one digit instance each, its own background and motion", fontsize=10)
     return fig

@@ -7,7 +7,7 @@ command line show it; flips in the display matrix are ignored). Container metada
 frame counts, durations) is never trusted: it is often missing or wrong.
 
 The first use of a file decodes it once and records, per frame, its timestamp and a checksum of
-its pixels, plus the seek points (see :mod:`cckit.data.video_index`, cached on disk by path,
+its pixels, plus the seek points (see :mod:`cckit.data.video.seek_index`, cached on disk by path,
 size and mtime). A read then seeks to the last seek point at or before each wanted frame and
 decodes forward, matching frames to the index by timestamp and *verifying* the checksum of every
 frame it returns. Files whose timestamps are missing, repeated or out of order, and files where
@@ -28,7 +28,7 @@ from av.video.reformatter import VideoReformatter
 from cckit.errors import DataError
 
 from .containers import truncation_problem
-from .video_index import FrameIndex, VideoInfo, default_cache_dir, fingerprint, load_index, save_index
+from .seek_index import FrameIndex, VideoInfo, default_cache_dir, fingerprint, load_index, save_index
 
 __all__ = ["VideoInfo", "count_frames", "probe", "read_frames", "read_all_frames", "iter_frames",
            "default_cache_dir"]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import av
 import numpy as np
 
-from ..atomic import atomic_write
+from ...atomic import atomic_write
 
 __all__ = ["VideoInfo", "FrameIndex", "fingerprint", "default_cache_dir", "load_index", "save_index"]
 
