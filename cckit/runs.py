@@ -39,7 +39,7 @@ def make_state(model, optimizer, cfg: Config, step: int, epoch: int, scaler=None
     augmentations) is a pure function of ``(seed, epoch, index)`` (:class:`TrainClips`,
     :class:`RunBatches`), the support draw and key shuffle come from ``step_generator(seed, step)``,
     and the loader's own seed from a generator seeded with ``train.seed``. A run killed and
-    resumed ends bit-identical to an uninterrupted one on CPU (tests/test_reliability.py).
+    resumed ends bit-identical to an uninterrupted one on CPU (tests/test_runs.py).
     """
     state = {"config": to_dict(cfg), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "step": step, "epoch": epoch, "rng": rng_state()}

@@ -21,7 +21,7 @@ from cckit.data.scan import format_report, scan
 from cckit.data.video import read_frames
 from cckit.errors import DataError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
