@@ -1,6 +1,8 @@
 # The two set-up commands of the README:
 #   make demo   install into .venv, generate the default data, train, evaluate, write runs/quickstart/report.md
 #   make test   install into .venv and run the test suite
+# and, after editing a notebook or its .py twin (notebooks/jupytext.toml pairs them):
+#   make notebooks   sync each notebook with its script twin, then strip outputs for committing
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -8,7 +10,7 @@ STAMP := $(VENV)/.installed
 RUN_DIR ?= runs/quickstart
 ARGS ?=
 
-.PHONY: demo test install clean-venv browser-deps
+.PHONY: demo test install clean-venv browser-deps notebooks
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +25,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(ARGS)
+
+# jupytext --sync takes the newer of notebook and twin as the source; strip outputs only after it
+notebooks: $(STAMP)
+	$(VENV)/bin/jupytext --sync notebooks/0*.ipynb
+	$(VENV)/bin/jupyter nbconvert --log-level=WARN --clear-output --inplace notebooks/0*.ipynb
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,8 +1,11 @@
-"""The numbered notebooks: committed clean, built from notebooks/_build.py, and executed headless in fast mode."""
+"""The numbered notebooks: committed clean, paired by jupytext with their percent-format script twins
+(notebooks/jupytext.toml), still paired after an edit saved in JupyterLab, and executed headless in fast mode."""
 import ast
-import importlib.util
 import json
 import os
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -31,8 +34,7 @@ def test_the_six_notebooks_are_there():
     assert [p.stem for p in NOTEBOOKS] == EXPECTED
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_is_committed_clean(path):
+def assert_committed_clean(path: Path) -> None:
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
     first = nb.cells[0]
@@ -41,7 +43,8 @@ def test_notebook_is_committed_clean(path):
     assert sum("parameters" in c.metadata.get("tags", []) for c in nb.cells) == 1
     code = [c for c in nb.cells if c.cell_type == "code"]
     for cell in code:
-        assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: outputs not stripped"
+        assert cell.outputs == [] and cell.execution_count is None, \
+            f"{path.name}: outputs not stripped (make notebooks, or .venv/bin/jupyter nbconvert --clear-output --inplace)"
         tree = ast.parse(cell.source)
         assert not any(isinstance(n, ast.ClassDef) for n in ast.walk(tree)), f"{path.name}: a class definition"
         if cell is not first:  # the parameters cell carries a comment per parameter
@@ -50,16 +53,104 @@ def test_notebook_is_committed_clean(path):
     assert any("Your own videos" in c.source for c in nb.cells if c.cell_type == "markdown")
 
 
-def test_notebooks_match_their_generator():
-    spec = importlib.util.spec_from_file_location("notebook_build", NOTEBOOK_DIR / "_build.py")
-    build = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build)
-    assert list(build.NOTEBOOKS) == EXPECTED
-    for name, cells in build.NOTEBOOKS.items():
-        committed = nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
-        built = build.build(name, cells)
-        assert [(c.cell_type, c.source) for c in committed.cells] == [(c.cell_type, c.source) for c in built.cells], \
-            f"{name}.ipynb differs from notebooks/_build.py: run .venv/bin/python notebooks/_build.py"
+def _cells(nb) -> list[tuple[str, str, list]]:
+    return [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in nb.cells]
+
+
+def assert_paired(path: Path) -> None:
+    """``path`` (an .ipynb) has its percent-format twin next to it, with the same cells and tags."""
+    import jupytext
+
+    script = path.with_suffix(".py")
+    assert script.exists(), f"{script.name} is missing: run .venv/bin/jupytext --sync {path.name}"
+    twin = jupytext.reads(script.read_text(encoding="utf-8"), fmt="py:percent")
+    nb = nbformat.read(path, as_version=4)
+    assert _cells(twin) == _cells(nb), \
+        f"{path.name} and {script.name} differ: run .venv/bin/jupytext --sync notebooks/0*.ipynb"
+    assert twin.cells[0].cell_type == "code" and twin.cells[0].metadata.get("tags") == ["parameters"]
+    assert twin.metadata.get("jupytext", {}).get("formats") == "ipynb,py:percent"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_committed_clean(path):
+    assert_committed_clean(path)
+
+
+def test_jupytext_toml_pairs_every_notebook_with_a_percent_script():
+    import tomllib
+
+    config = tomllib.loads((NOTEBOOK_DIR / "jupytext.toml").read_text())
+    assert config["formats"] == "ipynb,py:percent"
+    assert sorted(p.stem for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.py")) == EXPECTED
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_each_notebook_is_paired_with_its_script(path):
+    assert_paired(path)
+    text = path.with_suffix(".py").read_text(encoding="utf-8")
+    assert "\n# %% tags=[\"parameters\"]\n" in text and "\n# %% [markdown]\n" in text
+
+
+def _sync_then_strip(paths: list[Path]) -> None:
+    """What ``make notebooks`` runs: jupytext --sync (the newer file of each pair is the source), then
+    strip outputs and execution counts from the notebooks for committing."""
+    files = [str(p) for p in paths]
+    for cmd in (["-m", "jupytext", "--sync", *files],
+                ["-m", "jupyter", "nbconvert", "--log-level=WARN", "--clear-output", "--inplace", *files]):
+        out = subprocess.run([sys.executable, *cmd], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("saved_by", ["jupyterlab_with_jupytext", "editor_without_jupytext"])
+def test_a_notebook_edited_and_saved_in_jupyterlab_keeps_the_suite_green(saved_by, tmp_path):
+    """Edit a cell and append one, run them (outputs, execution counts), save as JupyterLab does: through
+    jupytext's contents manager (the jupyterlab_jupytext server extension, which writes both files of the
+    pair), or as a plain .ipynb (Jupyter without jupytext); then ``make notebooks``. The edited copy passes
+    the pairing and committed-clean checks, and its script twin carries the edit."""
+    from jupytext import TextFileContentsManager
+
+    folder = tmp_path / "notebooks"
+    shutil.copytree(NOTEBOOK_DIR, folder,  # copy2 keeps mtimes: the save below is the newest file
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    path = folder / "01_data_and_positive_pairs.ipynb"
+    script = path.with_suffix(".py")
+    before = script.read_text(encoding="utf-8")
+
+    manager = TextFileContentsManager(root_dir=str(folder))
+    nb = manager.get(path.name)["content"] if saved_by == "jupyterlab_with_jupytext" else nbformat.read(path, as_version=4)
+    edited = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "load_splits(cfg.data)" in c.source)
+    nb.cells[edited].source += '\nprint("edited in JupyterLab")'
+    nb.cells.append(nbformat.v4.new_code_cell('print("a cell added in JupyterLab")'))
+    for count, cell in enumerate((c for c in nb.cells if c.cell_type == "code"), start=1):
+        cell.execution_count = count  # as a saved, executed notebook has them
+        cell.outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "1"}, execution_count=count)]
+    if saved_by == "jupyterlab_with_jupytext":
+        manager.save({"type": "notebook", "format": "json", "content": nb}, path.name)
+        assert script.read_text(encoding="utf-8") != before, "jupytext's contents manager did not write the twin"
+    else:
+        nbformat.write(nb, path)
+        with pytest.raises(AssertionError, match="differ"):
+            assert_paired(path)  # the check catches a stale twin
+    with pytest.raises(AssertionError, match="outputs not stripped"):
+        assert_committed_clean(path)  # and a notebook saved with outputs
+
+    _sync_then_strip(sorted(folder.glob("[0-9][0-9]_*.ipynb")))
+
+    text = script.read_text(encoding="utf-8")
+    assert 'print("edited in JupyterLab")' in text and text.rstrip().endswith('print("a cell added in JupyterLab")')
+    assert text.count("\n# %%") == before.count("\n# %%") + 1
+    for notebook in sorted(folder.glob("[0-9][0-9]_*.ipynb")):
+        assert_paired(notebook)
+        assert_committed_clean(notebook)
+    for name in EXPECTED:  # the other pairs came through untouched
+        if name != path.stem:
+            for ext in (".py", ".ipynb"):
+                assert (folder / f"{name}{ext}").read_bytes() == (NOTEBOOK_DIR / f"{name}{ext}").read_bytes(), name
+    # the twin reads back as the edited notebook (a second sync changes nothing)
+    again = tmp_path / "again.py"
+    shutil.copy(script, again)
+    _sync_then_strip([path])
+    assert script.read_text(encoding="utf-8") == again.read_text(encoding="utf-8")
 
 
 @pytest.mark.slow

@@ -1,0 +1,169 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["parameters"]
+# 02 · Train: parameters (papermill can override any of these names)
+import os
+
+# CCKIT_FAST=1: tiny data, model and run, so that the notebook runs in well under 2 minutes on a CPU
+FAST = os.environ.get("CCKIT_FAST") == "1"
+# preset of the full mode (the main job of make demo); fast mode shrinks it
+CONFIG = "../configs/quickstart.yaml"
+# the default videos are generated here on first use
+DATA_ROOT = "../data/digits_fast" if FAST else "../data/digits_clutter"
+# trained here unless it already holds a finished run (full mode: the run of make demo)
+RUN_DIR = "../runs/notebooks_fast" if FAST else "../runs/quickstart"
+# more key=value overrides, e.g. ["train.max_steps=200"] or ["data.source=videos"]
+OVERRIDES = []
+# True: train RUN_DIR from scratch even if it holds a finished run
+FRESH = False
+
+# %% [markdown]
+# # 02 · Train: one step piece by piece, then the whole run
+#
+# `cckit.train.train_step` is explicit: **encode → losses → backward → optimizer → EMA → enqueue**.
+# The cells below run those pieces one by one on the trainer's first batch, print what each produces,
+# and check that together they give exactly what `train_step` gives. Then the whole run trains with a
+# live progress bar (on the GPU when there is one).
+
+# %%
+from cckit.viz.notebook import notebook_config
+
+cfg = notebook_config(CONFIG, fast=FAST, run_dir=RUN_DIR, data_root=DATA_ROOT, overrides=OVERRIDES)
+print(f"{cfg.method.name} · {cfg.model.arch} · data {cfg.data.root} · run {cfg.run_dir} · fast={FAST}")
+
+# %%
+import torch
+
+from cckit.model import CycleContrastModel
+from cckit.train import build_optimizer
+from cckit.utils import get_device
+from cckit.viz.notebook import first_batch
+
+device = get_device(cfg.train.device)
+torch.manual_seed(cfg.train.seed)
+model = CycleContrastModel(cfg.model).to(device).train()
+optimizer = build_optimizer(model, cfg)
+x_q, x_k, x_p, video_ids = (t.to(device) for t in first_batch(cfg))
+print("device", device, "· batch", tuple(x_q.shape), "· video ids", video_ids[:8].tolist(), "...")
+
+# %% [markdown]
+# **1. Encode.** The paper (`method.key_encoder=momentum`): online encoder on `x_q` (both heads), momentum encoder on `x_k` and `x_p` in one pass (shuffled for split-BN). The quickstart's small-scale variant (`online`): `x_q` and its second view (`x_p`; `x_k` for moco_v2) in one online pass, both with gradient; the queues take the second view's detached embeddings.
+
+# %%
+from cckit.utils import step_generator
+
+n = x_q.shape[0]
+if cfg.method.key_encoder == "online":
+    z, c = model(torch.cat([x_q, x_k if cfg.method.name == "moco_v2" else x_p]))  # 2N x D each, with grad
+    q_z, q_c, p_z, p_c = z[:n], c[:n], z[n:], c[n:]
+    k_z, k_c = p_z.detach(), p_c.detach()  # what the queues take
+    p_c = k_c  # the cycle's positive carries no gradient (the model learns it only through w)
+else:
+    q_z, q_c = model(x_q)  # z(x_q), c(x_q): N x D, with grad
+    m_z, m_c = model.encode_momentum(torch.cat([x_k, x_p]), generator=step_generator(cfg.train.seed, 0, salt=1))
+    k_z, k_c, p_z, p_c = m_z[:n], m_c[:n], m_z[n:], m_c[n:]  # momentum keys (x_k) and positives (x_p)
+print(cfg.method.key_encoder, "keys · q_z", tuple(q_z.shape), "q_c", tuple(q_c.shape), "k_z", tuple(k_z.shape), "p_c", tuple(p_c.shape))
+print("unit norm:", torch.allclose(q_c.norm(dim=1), torch.ones(n)), "· q_z·p_z mean", round(float((q_z * p_z).sum(1).mean().detach()), 3))
+
+# %% [markdown]
+# **2. Losses.** Intra-video InfoNCE (paper: against the queue `Q_z`; online variant: symmetric, against the other samples of the batch), plus λ × the cycle loss through a support set `U` drawn from `Q_c`.
+
+# %%
+from cckit.objective import Embeddings, compute_objective
+
+emb = Embeddings(query_intra=q_z, query_cycle=q_c, key_intra=k_z, positive_intra=p_z, positive_cycle=p_c,
+                 video_ids=video_ids, key_cycle=k_c)
+loss, stats = compute_objective(emb, model.queue_intra, model.queue_intra_ids, model.queue_cycle,
+                                model.queue_cycle_ids, cfg.method, step_generator(cfg.train.seed, 0))
+{name: round(float(value), 4) for name, value in stats.items()}
+
+# %% [markdown]
+# **3. Backward and optimizer.** The cycle loss reaches the cycle head only through the soft-NN weights `w`.
+
+# %%
+optimizer.zero_grad(set_to_none=True)
+loss.backward()
+head = model.encoder.head_cycle if model.encoder.head_cycle is not None else model.encoder.head_intra
+print("grad norm: backbone conv1", round(float(model.encoder.backbone.conv1.weight.grad.norm()), 4),
+      "· cycle head", round(float(head[-1].weight.grad.norm()), 4))
+optimizer.step()
+
+# %% [markdown]
+# **4. EMA.** The momentum encoder moves a fraction `1 - m` towards the online encoder.
+
+# %%
+from cckit.model import update_momentum
+
+before = model.encoder_m.backbone.conv1.weight.clone()
+update_momentum(model.encoder, model.encoder_m, cfg.model.momentum)
+print("m =", cfg.model.momentum, "· momentum conv1 moved by", f"{float((model.encoder_m.backbone.conv1.weight - before).norm()):.2e}")
+
+# %% [markdown]
+# **5. Enqueue.** The keys (both heads) overwrite the oldest queue rows, with their video ids.
+
+# %%
+from cckit.model import enqueue
+
+print("queue pointers before", model.queue_ptr.tolist())
+enqueue(model.queue_intra, model.queue_intra_ids, model.queue_ptr, 0, k_z, video_ids)
+enqueue(model.queue_cycle, model.queue_cycle_ids, model.queue_ptr, 1, k_c, video_ids)
+print("after", model.queue_ptr.tolist(), "· first rows hold video ids", model.queue_cycle_ids[:8].tolist())
+
+# %% [markdown]
+# **Check.** The same batch through `train_step` on an identically initialised model gives the same loss, weights and queues.
+
+# %%
+from cckit.train import train_step
+
+torch.manual_seed(cfg.train.seed)
+twin = CycleContrastModel(cfg.model).to(device).train()
+twin_stats = train_step(twin, build_optimizer(twin, cfg), (x_q, x_k, x_p, video_ids), cfg, step=0, lr=cfg.train.lr)
+same = {"loss": abs(twin_stats["loss"] - loss.item()) < 1e-5,
+        "weights": all(torch.allclose(a, b, atol=1e-6) for a, b in zip(model.parameters(), twin.parameters())),
+        "queues": torch.allclose(model.queue_cycle, twin.queue_cycle, atol=1e-6)}
+assert all(same.values()), same
+same
+
+# %% [markdown]
+# ## The whole run
+# Live progress bar; resumes a partial run in `RUN_DIR` and does nothing when it is finished (set `FRESH = True` to start over).
+
+# %%
+from cckit.config import replace
+from cckit.train import train
+
+result = train(replace(cfg, resume="none" if FRESH else "auto"))
+{key: result[key] for key in ("steps", "train_steps_this_run", "train_seconds", "device")}
+
+# %% [markdown]
+# The last panel is the kNN monitor (`train.knn_every`): weighted-kNN top-1 of test frames against train frames during training; its step-0 point is the random initialisation, so the curve shows where training leaves it.
+
+# %%
+from cckit.viz import training_curves_figure
+
+training_curves_figure(cfg.run_dir)
+
+# %% [markdown]
+# ## Your own videos or an official checkpoint
+#
+# * **Your videos**: set `DATA_ROOT` to a folder of video files and `OVERRIDES = ["data.source=videos"]`
+#   (class = first sub-folder, as in UCF101; add `"data.labels=none"` for unlabelled videos, or use
+#   `data.source=frames` for folders of frames). Everything above runs unchanged on them.
+# * **An official MoCo / CycleContrast checkpoint** (`module.encoder_q.*`):
+#   `backbone = cckit.checkpoint.load_backbone(path, "resnet50")`, then
+#   `cckit.viz.frame_bank(backbone, frames, name="official")` gives a bank of backbone features for the
+#   embedding maps, retrieval grids and kNN views (the cycle views then use backbone features too).
+# * Run it headless with other settings: `papermill NOTEBOOK.ipynb out.ipynb -p RUN_DIR ../runs/mine`.
