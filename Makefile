@@ -34,7 +34,7 @@ notebooks: $(STAMP)
 clean-venv:
 	rm -rf $(VENV)
 
-# Chromium and its WebDriver for tests/test_browser.py (Debian/Ubuntu, as root); the test runs this
+# Chromium and its WebDriver for tests/viz/test_browser.py (Debian/Ubuntu, as root); the test runs this
 # itself when they are missing and skips, saying why, when it cannot install them.
 browser-deps:
 	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; else \

@@ -38,7 +38,7 @@ OVERRIDES = []
 # `04` embedding maps, `05` evaluation.
 
 # %%
-from cckit.viz.notebook import notebook_config
+from cckit.session import notebook_config
 
 cfg = notebook_config(CONFIG, fast=FAST, run_dir=RUN_DIR, data_root=DATA_ROOT, overrides=OVERRIDES)
 print(f"{cfg.method.name} · {cfg.model.arch} · data {cfg.data.root} · run {cfg.run_dir} · fast={FAST}")
@@ -58,7 +58,7 @@ splits = load_splits(cfg.data)
 # With a live progress bar; the GPU is used when there is one. A finished run in `RUN_DIR` is reused.
 
 # %%
-from cckit.viz.notebook import ensure_checkpoint
+from cckit.session import ensure_checkpoint
 
 checkpoint = ensure_checkpoint(cfg)
 checkpoint
@@ -73,10 +73,10 @@ training_curves_figure(cfg.run_dir)
 # Weighted kNN of test-video frames against train-video frames, for the trained backbone and two floors.
 
 # %%
-from cckit.job import evaluate_checkpoint
+from cckit.eval import evaluate
 
-metrics = evaluate_checkpoint(checkpoint, cfg)
-{name: round(value, 3) for name, value in metrics.items() if "top1" in name or name == "chance"}
+metrics = evaluate(checkpoint, cfg, ("knn",), floors=True)  # trained (no suffix) and the floors (_random_init, _random_init_bn, _pixels)
+{name: round(value, 3) for name, value in metrics.items() if "top1" in name or name in ("chance", "highest_floor")}
 
 # %% [markdown]
 # ## One cross-video cycle
@@ -85,7 +85,7 @@ metrics = evaluate_checkpoint(checkpoint, cfg)
 
 # %%
 from cckit.viz import cycle_match, cycle_match_figure
-from cckit.viz.notebook import checkpoint_bank, eval_frames
+from cckit.session import checkpoint_bank, eval_frames
 
 bank = checkpoint_bank(checkpoint, cfg, eval_frames(cfg, "train"))
 match = cycle_match(bank, 0, support_size=cfg.method.support_size, nn_temperature=cfg.method.temperature)

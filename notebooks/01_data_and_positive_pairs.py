@@ -37,7 +37,7 @@ OVERRIDES = []
 # `x_q`, `x_k` of a random frame *f* and one crop `x_p` of another frame *f'*.
 
 # %%
-from cckit.viz.notebook import notebook_config
+from cckit.session import notebook_config
 
 cfg = notebook_config(CONFIG, fast=FAST, run_dir=RUN_DIR, data_root=DATA_ROOT, overrides=OVERRIDES)
 print(f"{cfg.method.name} · {cfg.model.arch} · data {cfg.data.root} · run {cfg.run_dir} · fast={FAST}")
@@ -55,7 +55,7 @@ splits = load_splits(cfg.data)
 # %%
 from cckit.viz import video_strips_figure
 
-video_strips_figure(splits["train"][:6], frames=8, root=cfg.data.root)
+video_strips_figure(splits["train"][:6], frames=8)
 
 # %% [markdown]
 # ## One training item
@@ -77,7 +77,7 @@ print("x_q", tuple(x_q.shape), "x_k", tuple(x_k.shape), "x_p", tuple(x_p.shape),
 
 # %%
 from cckit.viz import positive_pairs_figure
-from cckit.viz.notebook import class_names
+from cckit.session import class_names
 
 positive_pairs_figure(clips, range(8), class_names=class_names(cfg))
 

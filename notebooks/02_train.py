@@ -39,7 +39,7 @@ FRESH = False
 # live progress bar (on the GPU when there is one).
 
 # %%
-from cckit.viz.notebook import notebook_config
+from cckit.session import notebook_config
 
 cfg = notebook_config(CONFIG, fast=FAST, run_dir=RUN_DIR, data_root=DATA_ROOT, overrides=OVERRIDES)
 print(f"{cfg.method.name} · {cfg.model.arch} · data {cfg.data.root} · run {cfg.run_dir} · fast={FAST}")
@@ -50,7 +50,7 @@ import torch
 from cckit.model import CycleContrastModel
 from cckit.train import build_optimizer
 from cckit.utils import get_device
-from cckit.viz.notebook import first_batch
+from cckit.session import first_batch
 
 device = get_device(cfg.train.device)
 torch.manual_seed(cfg.train.seed)
@@ -63,11 +63,13 @@ print("device", device, "· batch", tuple(x_q.shape), "· video ids", video_ids[
 # **1. Encode.** The paper (`method.key_encoder=momentum`): online encoder on `x_q` (both heads), momentum encoder on `x_k` and `x_p` in one pass (shuffled for split-BN). The quickstart's small-scale variant (`online`): `x_q` and its second view (`x_p`; `x_k` for moco_v2) in one online pass, both with gradient; the queues take the second view's detached embeddings.
 
 # %%
+from cckit.methods import get_method
 from cckit.utils import step_generator
 
 n = x_q.shape[0]
 if cfg.method.key_encoder == "online":
-    z, c = model(torch.cat([x_q, x_k if cfg.method.name == "moco_v2" else x_p]))  # 2N x D each, with grad
+    second = x_p if get_method(cfg.method.name).needs_other_frame else x_k  # moco_v2: the other crop
+    z, c = model(torch.cat([x_q, second]))  # 2N x D each, with grad
     q_z, q_c, p_z, p_c = z[:n], c[:n], z[n:], c[n:]
     k_z, k_c = p_z.detach(), p_c.detach()  # what the queues take
     p_c = k_c  # the cycle's positive carries no gradient (the model learns it only through w)
@@ -82,12 +84,11 @@ print("unit norm:", torch.allclose(q_c.norm(dim=1), torch.ones(n)), "· q_z·p_z
 # **2. Losses.** Intra-video InfoNCE (paper: against the queue `Q_z`; online variant: symmetric, against the other samples of the batch), plus λ × the cycle loss through a support set `U` drawn from `Q_c`.
 
 # %%
-from cckit.objective import Embeddings, compute_objective
+from cckit.objective import Embeddings, Queues, compute_objective
 
 emb = Embeddings(query_intra=q_z, query_cycle=q_c, key_intra=k_z, positive_intra=p_z, positive_cycle=p_c,
                  video_ids=video_ids, key_cycle=k_c)
-loss, stats = compute_objective(emb, model.queue_intra, model.queue_intra_ids, model.queue_cycle,
-                                model.queue_cycle_ids, cfg.method, step_generator(cfg.train.seed, 0))
+loss, stats = compute_objective(emb, Queues.of(model), cfg.method, step_generator(cfg.train.seed, 0))
 {name: round(float(value), 4) for name, value in stats.items()}
 
 # %% [markdown]

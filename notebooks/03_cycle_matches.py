@@ -42,13 +42,13 @@ COMPARE = ["moco_v2"]
 # what the cycle loss trains for. Frames: evenly spaced frames of the training videos.
 
 # %%
-from cckit.viz.notebook import notebook_config
+from cckit.session import notebook_config
 
 cfg = notebook_config(CONFIG, fast=FAST, run_dir=RUN_DIR, data_root=DATA_ROOT, overrides=OVERRIDES)
 print(f"{cfg.method.name} · {cfg.model.arch} · data {cfg.data.root} · run {cfg.run_dir} · fast={FAST}")
 
 # %%
-from cckit.viz.notebook import eval_frames, model_banks
+from cckit.session import eval_frames, model_banks
 
 frames = eval_frames(cfg, "train")
 banks = model_banks(cfg, frames, COMPARE)  # trained run, compared methods, random init

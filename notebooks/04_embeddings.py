@@ -41,13 +41,13 @@ MAP = "umap"
 # grouping within each panel, not positions across panels.
 
 # %%
-from cckit.viz.notebook import notebook_config
+from cckit.session import notebook_config
 
 cfg = notebook_config(CONFIG, fast=FAST, run_dir=RUN_DIR, data_root=DATA_ROOT, overrides=OVERRIDES)
 print(f"{cfg.method.name} · {cfg.model.arch} · data {cfg.data.root} · run {cfg.run_dir} · fast={FAST}")
 
 # %%
-from cckit.viz.notebook import eval_frames, model_banks
+from cckit.session import eval_frames, model_banks
 
 frames = eval_frames(cfg, "test")
 banks = model_banks(cfg, frames, COMPARE)

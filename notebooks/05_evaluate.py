@@ -35,13 +35,13 @@ OVERRIDES = []
 # training set), test videos (disjoint digit instances) the queries.
 
 # %%
-from cckit.viz.notebook import notebook_config
+from cckit.session import notebook_config
 
 cfg = notebook_config(CONFIG, fast=FAST, run_dir=RUN_DIR, data_root=DATA_ROOT, overrides=OVERRIDES)
 print(f"{cfg.method.name} · {cfg.model.arch} · data {cfg.data.root} · run {cfg.run_dir} · fast={FAST}")
 
 # %%
-from cckit.viz.notebook import checkpoint_bank, ensure_checkpoint, eval_frames
+from cckit.session import checkpoint_bank, ensure_checkpoint, eval_frames
 
 checkpoint = ensure_checkpoint(cfg)
 train_bank = checkpoint_bank(checkpoint, cfg, eval_frames(cfg, "train"))
@@ -101,10 +101,10 @@ retrieval_grid_figure(test_bank, train_bank, range(0, len(test_bank), max(1, len
 # ## Against the random-init and raw-pixel floors
 
 # %%
-from cckit.job import evaluate_checkpoint
+from cckit.eval import evaluate
 
-metrics = evaluate_checkpoint(checkpoint, cfg)
-{name: round(value, 3) for name, value in metrics.items() if "top1" in name or name == "chance"}
+metrics = evaluate(checkpoint, cfg, ("knn",), floors=True)  # trained (no suffix) and the floors (_random_init, _random_init_bn, _pixels)
+{name: round(value, 3) for name, value in metrics.items() if "top1" in name or name in ("chance", "highest_floor")}
 
 # %% [markdown]
 # ## Your own videos or an official checkpoint
