@@ -31,6 +31,10 @@ from .manifest import load_manifest, write_manifest
 MOTIONS = ("linear", "bounce", "circular", "zoom", "jitter")
 GENERATOR_VERSION = 2  # bump when rendering changes, so cached datasets are regenerated
 FPS, CODEC, CRF = 10, "libx264", 18
+# Reproducible bytes: one x264 thread of every kind, and no macroblock-tree rate control: with it,
+# identical frames encoded in one process came out different in about 1 of 600 videos
+# (benchmarks/encode_repeat.py), which moved decoded pixels by up to 14.
+X264_PARAMS = "threads=1:lookahead-threads=1:sliced-threads=0:mbtree=0"
 LOCK_NAME = ".generate.lock"  # held while a process generates a dataset root
 
 
@@ -256,17 +260,14 @@ def _render(image: np.ndarray, num_frames: int, size: int, style: MotionStyle, m
     return frames, np.clip(boxes, 0.0, size)
 
 
-def _write_mp4(path: Path, frames: np.ndarray) -> None:
+def _write_mp4(path: Path, frames: np.ndarray, *, x264_params: str = X264_PARAMS) -> None:
     """Encode ``(T, S, S, 3)`` uint8 as H.264/yuv420p mp4, atomically: never half-written."""
     with atomic_path(path, durable=False) as tmp:  # the manifest, written last, is the durable mark
         with av.open(str(tmp), mode="w", format="mp4") as container:
             stream = container.add_stream(CODEC, rate=FPS)
             stream.height, stream.width = frames.shape[1:3]
             stream.pix_fmt = "yuv420p"
-            # Reproducible bytes: one x264 thread of every kind, and no macroblock-tree rate
-            # control (mbtree=0): with it, identical frames encoded in one process came out
-            # different in about 1 of 600 videos (measured), which moved decoded pixels by up to 14.
-            stream.options = {"crf": str(CRF), "x264-params": "threads=1:lookahead-threads=1:sliced-threads=0:mbtree=0"}
+            stream.options = {"crf": str(CRF), "x264-params": x264_params}
             stream.codec_context.thread_count = 1
             for index, frame in enumerate(frames):
                 yuv = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p")
