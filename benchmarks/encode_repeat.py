@@ -35,7 +35,7 @@ def main() -> None:
         rng = np.random.default_rng(np.random.SeedSequence(job.seed, spawn_key=(1, job.record["video_id"])))
         n = int(rng.integers(job.frames[0], job.frames[1] + 1))
         motion = str(rng.choice(job.style.motions))
-        return S._render(job.image, n, job.size, job.style, motion, rng)[0]
+        return S.render(job.image, n, job.size, job.style, motion, rng)[0]
 
     out = {"rounds": args.rounds, "videos": len(jobs)}
     kit_params = "threads=1:lookahead-threads=1:sliced-threads=0:mbtree=0"
