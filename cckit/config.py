@@ -273,7 +273,16 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 
 def config_from_dict(values: dict) -> Config:
-    """Rebuild a validated Config from ``to_dict`` output (e.g. the copy stored in a checkpoint)."""
+    """Rebuild a validated Config from ``to_dict`` output (e.g. the copy stored in a checkpoint).
+
+    A stored config written before a key was renamed (:data:`RENAMED`) is read under the new name:
+    it is the kit's own record, not a user's mistake.
+    """
+    values = {section: dict(v) if isinstance(v, dict) else v for section, v in values.items()}
+    for old, new in RENAMED.items():
+        (section, key), (_, new_key) = old.split("."), new.split(".")
+        if isinstance(values.get(section), dict) and key in values[section]:
+            values[section].setdefault(new_key, values[section].pop(key))
     cfg = _build(Config, values)
     validate(cfg)
     return cfg

@@ -66,3 +66,14 @@ def test_renamed_keys_fail_with_their_new_name():
         with pytest.raises(ConfigError, match=rf"^{old} was renamed to {new} \(same meaning\)$"):
             load_config(None, [f"{old}=x"])
     assert load_config(None, ["data.frames_in_memory=false"]).data.frames_in_memory is False
+
+
+def test_a_config_stored_before_the_renames_still_loads():
+    stored = to_dict(load_config(None, ["data.frames_in_memory=false", "data.extracted_frames=/x"]))
+    data = stored["data"]
+    data["cache_frames"], data["frame_cache"], data["video_cache"] = (data.pop("frames_in_memory"),
+                                                                    data.pop("extracted_frames"),
+                                                                    data.pop("seek_index_cache"))
+    cfg = config_from_dict(stored)
+    assert (cfg.data.frames_in_memory, cfg.data.extracted_frames, cfg.data.seek_index_cache) == (False, "/x", "")
+    assert "cache_frames" in stored["data"]  # the caller's dict is not changed
