@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .atomic import atomic_path, remove_temporaries
+from .config import config_from_dict
 from .errors import DataError
 from .model import CycleContrastModel, build_backbone
 
@@ -208,8 +209,6 @@ def backbone_state_dict(ckpt: dict) -> dict:
 def load_model(path: str | Path, device: torch.device | str = "cpu"):
     """The whole :class:`~cckit.model.CycleContrastModel` (both encoders, both queues), in eval
     mode, and the :class:`~cckit.config.Config` of a cckit training checkpoint."""
-    from .config import config_from_dict
-
     state = load_checkpoint(path, map_location=device)
     if not isinstance(state, dict) or "config" not in state or "model" not in state:
         raise DataError(f"{path}: not a cckit training checkpoint (no 'config' and 'model')")

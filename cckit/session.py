@@ -89,7 +89,7 @@ def checkpoint_bank(checkpoint: str | Path | None, cfg: Config, dataset: EvalFra
         model, ckpt_cfg = load_model(checkpoint, device)
         label = ckpt_cfg.method.name
     return frame_bank(model, dataset, name=name or label, device=device, batch_size=cfg.eval.batch_size,
-                      class_names=class_names(cfg))
+                      class_names=records_class_names(dataset.records))  # the frames' own records: no re-indexing
 
 
 def model_banks(cfg: Config, dataset: EvalFrames, methods=(), *, random_init: bool = True,

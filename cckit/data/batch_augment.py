@@ -195,8 +195,9 @@ class BatchAugment:
         x = x.view(-1, 3, height, s).transpose(1, 2).reshape(-1, height, 3 * s)  # V x H x 3S
         x = torch.bmm(rows, x).view(-1, s, 3, s).permute(0, 2, 1, 3).contiguous()  # V x 3 x S x S
         x = self._colour_jitter(x, p)
-        gray = torch.as_tensor(p.gray, device=device)
-        x = torch.where(gray[:, None, None, None], _grayscale(x).expand_as(x), x)
+        gray = torch.as_tensor(p.gray, device=device).nonzero().squeeze(1)
+        if len(gray):  # only the grayscale rows, as for the blur below
+            x.index_copy_(0, gray, _grayscale(x.index_select(0, gray)).expand(-1, 3, -1, -1))
         blur = torch.as_tensor(p.blur, device=device).nonzero().squeeze(1)
         if len(blur):
             sigma = torch.as_tensor(p.sigma, dtype=torch.float32, device=device)[blur]
