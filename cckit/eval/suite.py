@@ -20,11 +20,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..checkpoint import load_backbone
 from ..config import Config
 from ..data.dataset import EvalFrames, FrameStore
+from ..data.index import load_splits
+from ..model import random_backbone
 from ..utils import get_device
+from .cache import file_fingerprint
+from .features import extract_features_cached, pixel_features
 from .knn import knn_accuracy
 from .linear import linear_probe
+from .monitor import stack_frames, with_estimated_bn
 from .otb import find_otb_sequences, load_otb_sequence, otb_metrics, scaled_precision_threshold
 from .tracking import SiamFCConfig, SiamFCTracker, manifest_sequences, track, track_many
 from .video_level import video_level_eval
@@ -73,8 +79,6 @@ def eval_frame_sets(splits: dict, cfg: Config) -> tuple[EvalFrames, EvalFrames]:
 def frame_features(backbone: torch.nn.Module, sets: tuple[EvalFrames, EvalFrames], cfg: Config, *,
                    weights_id: str | None = None) -> tuple[dict, dict]:
     """Cached features of the train and test evaluation frames (``weights_id``: see ``extract_features_cached``)."""
-    from .features import extract_features_cached
-
     device = get_device(cfg.train.device)
     return tuple(extract_features_cached(backbone, s, device=device, cache_dir=cache_dir(cfg), weights_id=weights_id,
                                          batch_size=cfg.eval.batch_size)[0] for s in sets)
@@ -198,13 +202,6 @@ def evaluate(model, cfg: Config, protocols=PROTOCOLS, *, floors: bool = False, w
         ``track``, ...), the floors' with suffixes, ``eval_frames_train`` / ``eval_frames_test``
         and, with ``knn``, ``chance`` (the majority class's share of the test videos).
     """
-    from ..checkpoint import load_backbone
-    from ..model import random_backbone
-    from ..data.index import load_splits
-    from .cache import file_fingerprint
-    from .features import pixel_features
-    from .monitor import stack_frames, with_estimated_bn
-
     unknown = set(protocols) - set(PROTOCOLS)
     if unknown:
         raise ValueError(f"unknown protocol(s) {sorted(unknown)}; known: {', '.join(PROTOCOLS)}")
