@@ -9,6 +9,10 @@
 2. ``train_step`` alone on ready-made random tensors (the ceiling), then the whole loop of
    ``cckit train`` (gather frames, augment, step, metrics; kNN monitor off) on the same config:
    the median per-step img/s of each and the loop's fraction of the ceiling (target >= 0.8).
+   The two alternate in ``--rounds`` rounds, so a slow spell of a shared machine falls on both;
+   each round's ratio is printed beside the ratio of the medians over all rounds. The loop's own
+   per-step split (``data_wait``, ``augment_time``, ``step_time`` of metrics.jsonl) says where
+   the rest goes.
 
 Writes benchmarks/results/loop_speed.json.
 """
@@ -21,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from cckit.model import CycleContrastModel
@@ -34,9 +39,9 @@ from cckit.train import train
 from cckit.utils import get_device
 
 
-def _train_step_alone(cfg, steps: int, warmup: int = 5) -> float:
-    """Median img/s of single ``train_step`` calls on ready-made random tensors: the same statistic
-    as the loop's (the median of its per-step ``images_per_s``), so one hiccup moves neither."""
+def _train_step_alone(cfg, steps: int, warmup: int = 5) -> list[float]:
+    """Per-step img/s of single ``train_step`` calls on ready-made random tensors: the same
+    statistic as the loop's ``images_per_s`` (the step returns floats, so it has finished)."""
     device = get_device(cfg.train.device)
     n, s = cfg.train.batch_size, cfg.data.crop_size
     torch.manual_seed(0)
@@ -46,16 +51,33 @@ def _train_step_alone(cfg, steps: int, warmup: int = 5) -> float:
     rates = []
     for i in range(warmup + steps):
         tic = time.perf_counter()
-        train_step(model, opt, batch, cfg, step=i, lr=cfg.train.lr)  # returns floats: the step has finished
+        train_step(model, opt, batch, cfg, step=i, lr=cfg.train.lr)
         if i >= warmup:
             rates.append(n / (time.perf_counter() - tic))
-    return round(sorted(rates)[len(rates) // 2], 1)
+    return rates
+
+
+def _loop(args, steps: int, warmup: int = 5) -> list[dict]:
+    """metrics.jsonl rows of ``steps`` steps of the whole training loop, after ``warmup`` steps."""
+    run_dir = Path(tempfile.mkdtemp(prefix="loop_speed_"))
+    try:
+        cfg = load_config(args.config, args.overrides + [f"run_dir={run_dir}", f"train.max_steps={warmup + steps}",
+                                                         "train.knn_every=0", "train.checkpoint_every=0"])
+        train(cfg, progress=False)
+        return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()][warmup:]
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _median(values) -> float:
+    return float(np.median(list(values)))
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="configs/quickstart.yaml")
-    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--steps", type=int, default=40, help="loop steps per round (train_step alone: half)")
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("overrides", nargs="*")
     args = p.parse_args()
     cfg = load_config(args.config, args.overrides)
@@ -63,40 +85,43 @@ def main() -> None:
     device = torch.device("cpu") if cfg.train.device == "auto" and not torch.cuda.is_available() else None
     splits = load_splits(cfg.data)
     clips = TrainClips(splits["train"], cfg.data, seed=0)
-    items = [clips[(0, i)] for i in range(n)]
-    frames = torch.stack([it[0] for it in items])
-    seeds = torch.tensor([it[1] for it in items])
+    frames, seeds, _, _ = clips.batch([(0, i) for i in range(n)])  # what the loop hands BatchAugment
     out = {"config": args.config, "overrides": args.overrides, "batch_size": n, "crop_size": cfg.data.crop_size,
            "frame_size": list(frames.shape[-2:]), "threads": torch.get_num_threads()}
 
-    batched = BatchAugment(cfg.data)
+    batched, per_sample = BatchAugment(cfg.data), train_transform(cfg.data)
     dev = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     batched(frames, seeds, dev)  # warm-up
-    tic, reps = time.perf_counter(), 5
-    for _ in range(reps):
-        batched(frames, seeds, dev)
-    out["batched_views_per_s"] = round(3 * n * reps / (time.perf_counter() - tic), 1)
-    per_sample = train_transform(cfg.data)
-    tic = time.perf_counter()
-    for i in range(n):
-        seeded_views(per_sample, frames[i, 0], frames[i, 1], int(seeds[i]))
-    out["per_sample_views_per_s"] = round(3 * n / (time.perf_counter() - tic), 1)
+    fast, slow = [], []
+    for _ in range(args.rounds):  # alternating, as below
+        tic = time.perf_counter()
+        for _ in range(5):
+            batched(frames, seeds, dev)
+        fast.append(3 * n * 5 / (time.perf_counter() - tic))
+        tic = time.perf_counter()
+        for i in range(n):
+            seeded_views(per_sample, frames[i, 0], frames[i, 1], int(seeds[i]))
+        slow.append(3 * n / (time.perf_counter() - tic))
+    out["batched_views_per_s"] = round(_median(fast), 1)
+    out["per_sample_views_per_s"] = round(_median(slow), 1)
     out["batched_vs_per_sample"] = round(out["batched_views_per_s"] / out["per_sample_views_per_s"], 2)
 
-    out["train_step_images_per_s"] = _train_step_alone(cfg, steps=max(10, args.steps // 2))
-    run_dir = Path(tempfile.mkdtemp(prefix="loop_speed_"))
-    try:
-        loop_cfg = load_config(args.config, args.overrides + [f"run_dir={run_dir}", f"train.max_steps={args.steps}",
-                                                              "train.knn_every=0", "train.checkpoint_every=0"])
-        result = train(loop_cfg, progress=False)
-        rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    finally:
-        shutil.rmtree(run_dir, ignore_errors=True)
-    steady = sorted(r["images_per_s"] for r in rows[5:])
-    out["loop_images_per_s"] = round(steady[len(steady) // 2], 1)
-    out["loop_data_wait_s"] = round(sorted(r["data_wait"] for r in rows[5:])[len(steady) // 2], 4)
+    alone, loop, rounds = [], [], []
+    for _ in range(args.rounds):
+        a, rows = _train_step_alone(cfg, steps=args.steps // 2), _loop(args, args.steps)
+        alone += a
+        loop += rows
+        rounds.append(round(_median(r["images_per_s"] for r in rows) / _median(a), 3))
+    out["rounds"] = args.rounds
+    out["train_step_images_per_s"] = round(_median(alone), 1)
+    out["loop_images_per_s"] = round(_median(r["images_per_s"] for r in loop), 1)
     out["loop_vs_train_step"] = round(out["loop_images_per_s"] / out["train_step_images_per_s"], 3)
-    out["device"] = result["device"]
+    out["loop_vs_train_step_per_round"] = rounds
+    total = _median(n / r["images_per_s"] for r in loop)
+    out["loop_ms_per_step"] = {"total": round(1000 * total, 2), **{
+        k: round(1000 * _median(r[k] for r in loop), 2) for k in ("data_wait", "augment_time", "step_time")}}
+    out["loop_step_time_share"] = round(out["loop_ms_per_step"]["step_time"] / out["loop_ms_per_step"]["total"], 3)
+    out["device"] = str(dev)
     print(json.dumps(out, indent=2))
     path = Path("benchmarks/results/loop_speed.json")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from .atomic import atomic_write
 from .config import Config, to_dict
-from .data.dataset import RunBatches, TrainClips, steps_per_epoch
+from .data.dataset import Batched, RunBatches, TrainClips, steps_per_epoch
 from .data.index import load_splits
 from .data.batch_augment import BatchAugment
 from .distributed import all_gather, all_reduce_mean, barrier, init_distributed
@@ -247,7 +247,8 @@ def train(cfg: Config, *, progress: bool = True) -> dict:
         with StopSignals() as stop:
             sampler = RunBatches(len(dataset), t.batch_size, t.seed, step, total,
                                  rank=dist_info.rank, world_size=dist_info.world_size)
-            loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.workers,
+            # each sampler item is a whole batch, gathered by TrainClips.batch in one pass (batch_size=None)
+            loader = DataLoader(Batched(dataset), sampler=sampler, batch_size=None, num_workers=cfg.data.workers,
                                 pin_memory=device.type == "cuda", persistent_workers=cfg.data.workers > 0,
                                 generator=torch.Generator().manual_seed(t.seed))  # global RNG untouched
             tic = time.perf_counter()
@@ -255,13 +256,16 @@ def train(cfg: Config, *, progress: bool = True) -> dict:
                 data_wait = time.perf_counter() - tic
                 if augment is not None:  # (frames, seeds, ids, replaced) -> (x_q, x_k, x_p, ids, replaced)
                     batch = (*augment(batch[0], batch[1], device, need_key=needs_key), *batch[2:])
+                augmented = time.perf_counter()
                 values = train_step(model, optimizer, batch, cfg, step=step, lr=float(lrs[step]), dtype=dtype,
-                                    scaler=scaler, encoder=encoder)
+                                    scaler=scaler, encoder=encoder)  # returns floats: the step has finished
+                stepped = time.perf_counter()
                 values = all_reduce_mean(values)
                 step += 1
                 elapsed = time.perf_counter() - tic
                 epoch = (step - 1) // per_epoch
                 values.update(step=step, epoch=epoch, lr=float(lrs[step - 1]), data_wait=data_wait,
+                              augment_time=augmented - tic - data_wait, step_time=stepped - augmented,
                               images_per_s=t.batch_size / max(elapsed, 1e-9),
                               replaced_samples=int(batch[4].sum()) if len(batch) > 4 else 0)
                 if monitor is not None and (step % t.knn_every == 0 or step == total):

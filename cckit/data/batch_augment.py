@@ -54,10 +54,29 @@ def _splitmix64(z: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
+def _words(values) -> np.ndarray:
+    """Integers (a scalar, a sequence, a numpy or torch array) as uint64 words, two's complement."""
+    values = np.asarray(values.tolist() if isinstance(values, torch.Tensor) else values)
+    if values.dtype.kind in "iu":
+        return values.astype(np.int64).astype(np.uint64) if values.dtype.kind == "i" else values.astype(np.uint64)
+    return np.asarray([int(x) & 0xFFFF_FFFF_FFFF_FFFF for x in values.ravel()], dtype=np.uint64).reshape(values.shape)
+
+
+def mix_seeds(*columns) -> np.ndarray:
+    """A 63-bit int64 seed per row from integer columns (scalars broadcast), e.g. ``(run seed,
+    epoch, index, stream)``: a SplitMix64 chain, so each row's seed depends on its own values only."""
+    words = np.broadcast_arrays(*(_words(c) for c in columns))
+    with np.errstate(over="ignore"):  # uint64 arithmetic wraps by design
+        z = np.full(words[0].shape, _GOLDEN, dtype=np.uint64)
+        for w in words:
+            z = _splitmix64(z + w * _GOLDEN)
+    return (z >> np.uint64(1)).astype(np.int64).reshape(-1)
+
+
 def uniforms(seeds, stream: int, count: int) -> np.ndarray:
     """(N, count) float64 uniforms in [0, 1): column ``j`` of row ``i`` depends only on
     ``(seeds[i], stream, j)``, so a sample's draws never depend on the batch it is in."""
-    seeds = np.asarray([int(x) & 0xFFFF_FFFF_FFFF_FFFF for x in seeds], dtype=np.uint64)
+    seeds = _words(seeds).reshape(-1)
     with np.errstate(over="ignore"):  # uint64 arithmetic wraps by design
         key = _splitmix64(seeds * _GOLDEN + np.uint64(stream + 1) * _MIX1)
         counter = np.arange(1, count + 1, dtype=np.uint64) * _GOLDEN
@@ -182,18 +201,21 @@ class BatchAugment:
         pair = torch.arange(n, device=device).repeat(len(views))
         # x_q, x_k come from f, x_p from f'
         frame = torch.cat([torch.full((n,), int(v == 2), device=device) for v in views])
-        src = frames.reshape(n * 2, 3 * height, width).index_select(0, pair * 2 + frame).float()  # V x 3H x W
+        # channels-last source rows (V, H, W * 3): the frame store's own layout (TrainClips.batch), read in place
+        src = frames.permute(0, 1, 3, 4, 2).flatten(0, 1).index_select(0, pair * 2 + frame)
+        src = src.view(-1, height, width * 3).float()
         boxes = torch.as_tensor(p.boxes, dtype=torch.float32, device=device)
         s = self.cfg.crop_size
         # crop + resize + flip as two batched matrix products, x = A_y · f · A_xᵀ: the average of
         # ceil(box / S) bilinear samples per output pixel is separable in y and x
         rows = resample_matrix(boxes[:, 1], boxes[:, 3] - boxes[:, 1], s, height) / 255  # V x S x H
         cols = resample_matrix(boxes[:, 0], boxes[:, 2] - boxes[:, 0], s, width)  # V x S x W
-        flip = torch.as_tensor(p.flip, device=device)
-        cols = torch.where(flip[:, None, None], cols.flip(1), cols)
-        x = torch.bmm(src, cols.transpose(1, 2))  # V x 3H x S: columns first, all channels in one product
-        x = x.view(-1, 3, height, s).transpose(1, 2).reshape(-1, height, 3 * s)  # V x H x 3S
-        x = torch.bmm(rows, x).view(-1, s, 3, s).permute(0, 2, 1, 3).contiguous()  # V x 3 x S x S
+        flip = torch.as_tensor(p.flip, device=device).nonzero().squeeze(1)
+        if len(flip):
+            cols.index_copy_(0, flip, cols.index_select(0, flip).flip(1))
+        x = torch.bmm(rows, src).view(-1, s, width, 3)  # V x S x W x 3: rows first, all channels in one product
+        x = x.transpose(2, 3).reshape(-1, s * 3, width)  # V x 3S x W
+        x = torch.bmm(x, cols.transpose(1, 2)).view(-1, s, 3, s).transpose(1, 2).contiguous()  # V x 3 x S x S
         x = self._colour_jitter(x, p)
         gray = torch.as_tensor(p.gray, device=device).nonzero().squeeze(1)
         if len(gray):  # only the grayscale rows, as for the blur below
@@ -247,15 +269,19 @@ def _hue(x, f):
     r, g, b = x.unbind(1)
     top, bottom = x.amax(1), x.amin(1)
     chroma = top - bottom
-    safe = torch.where(chroma > 0, chroma, torch.ones_like(chroma))
-    sixths = torch.where(top == r, (g - b) / safe,
-                         torch.where(top == g, (b - r) / safe + 2, (r - g) / safe + 4))  # hue x 6
-    sixths = sixths + 6 * f.view(-1, 1, 1)
-    out = []
-    for n in (5.0, 3.0, 1.0):
-        k = torch.remainder(sixths + n, 6)
-        out.append(top - chroma * torch.minimum(k, 4 - k).clamp(0, 1))
-    return torch.stack(out, 1)
+    # branch-free: masks as 0/1 factors (torch.where and remainder are several times slower than arithmetic here)
+    safe = chroma + (chroma == 0).to(x.dtype)  # grey pixels (chroma 0) keep their value below
+    is_r = (top == r).to(x.dtype)
+    is_g = (top == g).to(x.dtype) * (1 - is_r)
+    is_b = 1 - is_r - is_g
+    sixths = is_r * ((g - b) / safe) + is_g * ((b - r) / safe + 2) + is_b * ((r - g) / safe + 4)  # hue x 6
+    k = (sixths + 6 * f.view(-1, 1, 1))[:, None] + _HUE_SHIFTS.to(x.device, x.dtype)  # V x 3 x H x W
+    k = k - 6 * torch.floor(k / 6)  # mod 6
+    k = torch.minimum(k, 4 - k).clamp_(0, 1)
+    return torch.addcmul(top[:, None], chroma[:, None], k, value=-1)
+
+
+_HUE_SHIFTS = torch.tensor([5.0, 3.0, 1.0]).view(1, 3, 1, 1)  # n of R, G, B
 
 
 def gaussian_blur(x: torch.Tensor, kernel: int, sigma: torch.Tensor) -> torch.Tensor:

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 from torchvision.transforms import v2
 
 from ..config import DataConfig
 from ..errors import DataError
-from .batch_augment import BatchAugment
+from .batch_augment import BatchAugment, mix_seeds, uniforms
 from .extract import FrameCache
 from .frames import read_frame_files
 from .records import VideoRecord
@@ -51,13 +51,43 @@ class FrameStore:
         extracted = FrameCache(frame_cache) if frame_cache else None
         self.extracted = [extracted.find(r.path) if extracted and not r.frames else None for r in records]
         self.errors: dict[int, str] = {}
-        self.cache = None
+        self.cache = None  # per video: its (num_frames, H, W, 3) frames (views into `block` when one)
+        self.block, self.offsets = None, None  # all cached frames in one array when they share one size
         if cache and self.memory_bytes() <= cache_limit_gb * 2**30:
-            self.cache = [self._load_all(i, on_error) for i in range(len(records))]
+            self._cache_all(on_error)
         elif cache:
             log.warning("not caching frames: %.1f GB of decoded frames exceed data.cache_limit_gb=%g; "
                         "reading on demand (`cckit data extract` makes that fast)",
                         self.memory_bytes() / 2**30, cache_limit_gb)
+
+    def _cache_all(self, on_error: str) -> None:
+        """Decode every video once. Videos of one known size go into one array (each frame written
+        once, no copy of the whole set), so :meth:`take` gathers a batch with one index."""
+        sizes = {(r.height, r.width) for r in self.records}
+        if len(sizes) != 1 or 0 in next(iter(sizes)) or not self.records:
+            self.cache = [self._load_all(i, on_error) for i in range(len(self.records))]
+            return
+        (height, width), = sizes
+        counts = np.array([r.num_frames for r in self.records], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        block = np.zeros((int(counts.sum()), height, width, 3), dtype=np.uint8)
+        self.cache = []
+        for i, (start, count) in enumerate(zip(offsets, counts)):
+            frames = self._load_all(i, on_error)
+            if frames is not None and frames.shape[1:3] != (height, width):  # the index's size was off
+                raise DataError(f"{self.records[i].path}: frames decode at {frames.shape[2]}x{frames.shape[1]}, "
+                                f"the index says {width}x{height}")
+            if frames is not None:
+                block[start:start + count] = frames
+            self.cache.append(None if frames is None else block[start:start + count])
+        self.block, self.offsets = block, offsets
+
+    def take(self, videos: np.ndarray, frame_indices: np.ndarray) -> np.ndarray | None:
+        """(N, K, H, W, 3) frames ``frame_indices[n]`` (N, K) of videos ``videos`` (N,) in one index
+        of the in-memory block; None when there is no block or a video failed (use :meth:`get`)."""
+        if self.block is None or any(int(i) in self.errors for i in videos):
+            return None
+        return self.block[self.offsets[videos][:, None] + frame_indices]
 
     def memory_bytes(self) -> int:
         """Bytes all decoded frames take (records of unknown size count as 0)."""
@@ -122,6 +152,8 @@ class TrainClips(Dataset):
                                            video_cache=cfg.seek_index_cache, cache_limit_gb=cfg.cache_limit_gb,
                                            on_error=cfg.on_error)
         self.transform = train_transform(cfg)
+        self.num_frames = np.array([r.num_frames for r in records], dtype=np.int64)
+        self.video_ids = np.array([r.video_id for r in records], dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -131,19 +163,18 @@ class TrainClips(Dataset):
 
     def sample_frames(self, i: int, epoch: int | None = None) -> tuple[int, int]:
         """Frames ``(f, f')`` of video ``i``: f uniform, f' uniform or within ``max_frame_distance``."""
-        epoch = self.epoch if epoch is None else epoch
-        rng = np.random.default_rng(_item_seed(self.seed, epoch, i, 1))
-        return self._pick_frames(self.records[i].num_frames, rng)
+        f, f2 = self._frame_picks(np.array([self.epoch if epoch is None else epoch]), np.array([i]))
+        return int(f[0]), int(f2[0])
 
-    def _pick_frames(self, n: int, rng: np.random.Generator) -> tuple[int, int]:
-        f = int(rng.integers(n))
-        d = self.cfg.max_frame_distance
-        lo, hi = (0, n - 1) if d <= 0 else (max(0, f - d), min(n - 1, f + d))
-        return f, int(rng.integers(lo, hi + 1))
+    def _frame_picks(self, epochs: np.ndarray, videos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(f, f')`` of every ``(epoch, video)`` pair at once, from two counter-based uniforms of
+        the item's seed (:func:`~cckit.data.batch_augment.uniforms`): a pure function of the item."""
+        u = uniforms(mix_seeds(self.seed, epochs, videos, 1), 0, 2)
+        return _pick_frames(self.num_frames[videos], u[:, 0], u[:, 1], self.cfg.max_frame_distance)
 
-    def _read_pair(self, epoch: int, i: int) -> tuple[int, np.ndarray, bool]:
+    def _read_pair(self, epoch: int, i: int, picks: tuple[int, int]) -> tuple[int, np.ndarray, bool]:
         """(video actually used, its 2 x H x W x 3 frames f and f', whether it replaced video i)."""
-        j, (f, f2) = i, self.sample_frames(i, epoch)
+        j, (f, f2) = i, picks
         for attempt in range(1, MAX_REPLACEMENTS + 2):
             try:
                 return j, self.frames.get(j, [f, f2]), attempt > 1
@@ -151,34 +182,69 @@ class TrainClips(Dataset):
                 if attempt > MAX_REPLACEMENTS:
                     raise DataError(f"{error} (and {MAX_REPLACEMENTS} stand-in videos failed too)") from error
                 log.warning("%s; using another video for this sample", error)
-                rng = np.random.default_rng(_item_seed(self.seed, epoch, i, 3, attempt))
-                j = int(rng.integers(len(self.records)))
-                f, f2 = self._pick_frames(self.records[j].num_frames, rng)
+                u = uniforms([_item_seed(self.seed, epoch, i, 3, attempt)], 0, 3)
+                j = min(int(u[0, 0] * len(self.records)), len(self.records) - 1)
+                f, f2 = (int(x[0]) for x in _pick_frames(self.num_frames[[j]], u[:, 1], u[:, 2],
+                                                          self.cfg.max_frame_distance))
 
     def __getitem__(self, item):
         """``item`` is a video index (uses ``self.epoch``) or an ``(epoch, index)`` pair from
         :class:`RunBatches`, which lets one persistent DataLoader span epochs."""
+        if self.cfg.augment == "batch":
+            frames, seeds, ids, replaced = self.batch([item])
+            return frames[0], int(seeds[0]), int(ids[0]), bool(replaced[0])
         epoch, i = item if isinstance(item, tuple) else (self.epoch, item)
-        j, frames, replaced = self._read_pair(epoch, i)
+        j, frames, replaced = self._read_pair(epoch, i, self.sample_frames(i, epoch))
         images = torch.from_numpy(frames).permute(0, 3, 1, 2)  # 2 x 3 x H x W
-        seed = _item_seed(self.seed, epoch, i, 2)  # augmentations are pure in (seed, epoch, i)
-        if self.cfg.augment == "batch":  # BatchAugment draws this sample's parameters from `seed`
-            if images.shape[-2:] != (self.cfg.size, self.cfg.size):  # frames of one size batch together
-                images = v2.functional.resize(images, [self.cfg.size, self.cfg.size], antialias=True)
-            return images, seed, self.records[j].video_id, replaced
+        seed = int(mix_seeds(self.seed, epoch, i, 2)[0])  # augmentations are pure in (seed, epoch, i)
         x_q, x_k, x_p = seeded_views(self.transform, images[0], images[1], seed)
         return x_q, x_k, x_p, self.records[j].video_id, replaced
 
+    def batch(self, items) -> tuple:
+        """The collated batch of ``items`` (indices or ``(epoch, index)`` pairs): what the default
+        collate makes of ``[self[item] for item in items]``. With ``data.augment=batch`` it is
+        gathered in one pass, ``(frames (N, 2, 3, size, size) uint8, seeds, video_ids, replaced)``;
+        the frames are a channels-last array seen as NCHW, as they sit in the frame store."""
+        if self.cfg.augment != "batch":
+            return default_collate([self[item] for item in items])
+        pairs = [item if isinstance(item, tuple) else (self.epoch, item) for item in items]
+        epochs, videos = (np.array(column, dtype=np.int64) for column in zip(*pairs))
+        picks = np.stack(self._frame_picks(epochs, videos), axis=1)  # N x 2
+        frames = self.frames.take(videos, picks)  # one index of the in-memory block
+        if frames is not None:
+            ids, replaced = self.video_ids[videos], np.zeros(len(videos), dtype=bool)
+        else:  # read per video (on demand, or a video failed and another stands in)
+            frames, ids, replaced = [], [], []
+            for epoch, i, pick in zip(epochs, videos, picks):
+                j, pair, was_replaced = self._read_pair(int(epoch), int(i), (int(pick[0]), int(pick[1])))
+                frames.append(self._resized(pair))
+                ids.append(self.records[j].video_id)
+                replaced.append(was_replaced)
+            frames = np.stack(frames)
+        images = self._resized(torch.from_numpy(frames).permute(0, 1, 4, 2, 3))
+        return (images, torch.from_numpy(mix_seeds(self.seed, epochs, videos, 2)),  # BatchAugment draws from these
+                torch.as_tensor(ids), torch.as_tensor(replaced))
+
+    def _resized(self, frames):
+        """Frames (..., H, W, 3) numpy or (..., 3, H, W) tensor at ``data.size`` (frames of one size batch together)."""
+        size = self.cfg.size
+        if isinstance(frames, np.ndarray):
+            if frames.shape[-3:-1] == (size, size):
+                return frames
+            return self._resized(torch.from_numpy(frames).movedim(-1, -3)).movedim(-3, -1).numpy()
+        if frames.shape[-2:] == (size, size):
+            return frames
+        lead = frames.shape[:-3]
+        out = v2.functional.resize(frames.reshape(-1, *frames.shape[-3:]), [size, size], antialias=True)
+        return out.reshape(*lead, *out.shape[-3:])
 
     def views(self, items, device: torch.device | str = "cpu") -> tuple[torch.Tensor, ...]:
         """``(x_q, x_k, x_p, video_ids)`` of ``items`` (indices or ``(epoch, index)`` pairs) exactly
         as the trainer sees them, whichever ``data.augment`` (batch: augmented here on ``device``)."""
-        batch = [self[item] for item in items]
+        batch = self.batch(items)
         if self.cfg.augment != "batch":
-            return tuple(torch.stack([b[j] for b in batch]) for j in range(3)) + (torch.tensor([b[3] for b in batch]),)
-        frames = torch.stack([b[0] for b in batch])
-        seeds = torch.tensor([b[1] for b in batch])
-        return (*BatchAugment(self.cfg)(frames, seeds, torch.device(device)), torch.tensor([b[2] for b in batch]))
+            return tuple(batch[:4])
+        return (*BatchAugment(self.cfg)(batch[0], batch[1], torch.device(device)), batch[2])
 
 
 class EvalFrames(Dataset):
@@ -202,6 +268,31 @@ class EvalFrames(Dataset):
         image = torch.from_numpy(self.frames.get(i, [f])[0]).permute(2, 0, 1)
         r = self.records[i]
         return self.transform(image), r.label, r.video_id, f
+
+
+def _pick_frames(num_frames: np.ndarray, u: np.ndarray, u2: np.ndarray, max_distance: int):
+    """Frames ``f`` (uniform over each video) and ``f'`` (uniform over the video, or over the frames
+    within ``max_distance`` of f) of videos of ``num_frames`` frames, from uniforms ``u``, ``u2`` in [0, 1)."""
+    f = np.minimum(np.floor(u * num_frames).astype(np.int64), num_frames - 1)
+    if max_distance <= 0:
+        lo, hi = np.zeros_like(f), num_frames - 1
+    else:
+        lo, hi = np.maximum(0, f - max_distance), np.minimum(num_frames - 1, f + max_distance)
+    return f, lo + np.minimum(np.floor(u2 * (hi - lo + 1)).astype(np.int64), hi - lo)
+
+
+class Batched(Dataset):
+    """Item ``items`` is the whole collated batch ``dataset.batch(items)``: for a DataLoader with
+    ``sampler=RunBatches(...)`` and ``batch_size=None``, so a batch is gathered in one pass."""
+
+    def __init__(self, dataset: "TrainClips"):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, items):
+        return self.dataset.batch(items)
 
 
 class EpochBatches(torch.utils.data.Sampler):

@@ -72,6 +72,23 @@ def test_same_seed_same_pixels_whatever_the_batch():
     assert not torch.equal(a[0][0], a[1][0])  # x_q and x_k are two draws
 
 
+def test_seeds_are_per_row_and_any_frame_layout_gives_the_same_views():
+    from cckit.data.batch_augment import mix_seeds, uniforms
+    seeds = mix_seeds(7, np.array([0, 0, 1, 1]), np.array([3, 4, 3, 4]), 2)
+    assert len(set(seeds.tolist())) == 4 and (seeds >= 0).all()
+    assert mix_seeds(7, 1, 4, 2)[0] == seeds[3] and mix_seeds(7, 1, 4, 1)[0] != seeds[3]  # row alone decides
+    u = uniforms(seeds, 0, 5)
+    np.testing.assert_array_equal(u[2:], uniforms(seeds[2:], 0, 5))
+    np.testing.assert_array_equal(uniforms([-1], 0, 3), uniforms([2**64 - 1], 0, 3))  # two's complement words
+    aug = _aug()
+    hwc = torch.randint(0, 256, (3, 2, 64, 64, 3), dtype=torch.uint8)
+    as_nchw = hwc.permute(0, 1, 4, 2, 3)  # the frame store's layout seen as NCHW (TrainClips.batch)
+    a = aug(as_nchw, torch.from_numpy(seeds[:3]), CPU)
+    b = aug(as_nchw.contiguous(), torch.from_numpy(seeds[:3]), CPU)
+    for va, vb in zip(a, b):
+        assert torch.equal(va, vb)
+
+
 def test_full_frame_crop_without_colour_is_a_2x2_average():
     aug = _aug("data.crop_scale=[1.0,1.0]", "data.color_jitter_prob=0", "data.grayscale_prob=0",
                "data.blur_prob=0", "data.flip=false")

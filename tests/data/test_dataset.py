@@ -75,6 +75,43 @@ def test_items_are_pure_and_identical_with_or_without_the_frame_cache(videos):
         assert torch.equal(a[0], b[0]) and a[1] == b[1] and a[2] == b[2]
 
 
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_a_batch_is_its_items_stacked(videos, in_memory):
+    """TrainClips.batch (one index of the frame block, or per video when reading on demand) is the
+    default collate of the items; the frames are exact, whatever the layout they arrive in."""
+    records = _records(videos)
+    clips = TrainClips(records, _cfg(videos, frames_in_memory=in_memory, augment="batch", size=32), seed=3)
+    assert (clips.frames.block is not None) == in_memory  # all 32x32: one block
+    items = [(2, 7), (0, 0), (5, 3), (2, 7), (1, 6)]
+    frames, seeds, ids, replaced = clips.batch(items)
+    assert frames.shape == (5, 2, 3, 32, 32) and frames.dtype == torch.uint8 and seeds.dtype == torch.int64
+    for n, item in enumerate(items):
+        one = clips[item]
+        assert torch.equal(frames[n], one[0]) and int(seeds[n]) == one[1] and int(ids[n]) == one[2]
+        f, f2 = clips.sample_frames(item[1], item[0])
+        expected = FrameStore(records, cache=False).get(item[1], [f, f2])
+        assert torch.equal(frames[n], torch.from_numpy(expected).permute(0, 3, 1, 2))
+    assert not replaced.any() and len(set(seeds.tolist())) == 4  # (2, 7) twice: one seed
+    loader = clips.batch([3, 4])  # plain indices use clips.epoch
+    assert torch.equal(loader[0], clips.batch([(0, 3), (0, 4)])[0])
+
+
+def test_frames_of_several_sizes_are_cached_per_video_and_resized_in_the_batch(tmp_path):
+    root = tmp_path / "mixed"
+    _write(root / "a" / "v0.mp4", 3, seed=0, size=32)
+    _write(root / "a" / "v1.mp4", 4, seed=1, size=48)
+    records = _records(root)
+    clips = TrainClips(records, _cfg(root, frames_in_memory=True, augment="batch", size=32), seed=0)
+    assert clips.frames.block is None and len(clips.frames.cache) == 2  # no one block for two sizes
+    frames = clips.batch([0, 1])[0]
+    assert frames.shape == (2, 2, 3, 32, 32)
+    big = [r.num_frames for r in records].index(4)
+    f, f2 = clips.sample_frames(big)
+    source = torch.from_numpy(clips.frames.get(big, [f, f2])).permute(0, 3, 1, 2)
+    from torchvision.transforms import v2
+    assert torch.equal(frames[big], v2.functional.resize(source, [32, 32], antialias=True))
+
+
 def test_one_frame_videos_and_max_frame_distance(videos):
     records = _records(videos)
     clips = TrainClips(records, _cfg(videos, max_frame_distance=2), seed=0)
@@ -111,6 +148,10 @@ def test_a_video_that_breaks_after_indexing_is_replaced_deterministically(videos
         again = clips[(epoch, broken)]
         assert again[3] == video_id and torch.equal(again[0], x_q)
     assert clips[(0, broken - 1)][4] is False
+    batched = TrainClips(records, _cfg(videos, frames_in_memory=cache, on_error="skip", augment="batch", size=32), seed=1)
+    frames, _, ids, replaced = batched.batch([(1, broken), (1, broken - 1)])  # per video: one failed
+    assert replaced.tolist() == [True, False] and int(ids[0]) == clips[(1, broken)][3]
+    assert torch.equal(frames[1], batched[(1, broken - 1)][0])
     if cache:  # with on_error=raise the store refuses to start instead
         with pytest.raises(DataError, match=r"v5\.mp4"):
             TrainClips(records, _cfg(videos, frames_in_memory=True), seed=1)
