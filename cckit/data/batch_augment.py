@@ -314,9 +314,14 @@ def gaussian_blur(x: torch.Tensor, kernel: int, sigma: torch.Tensor) -> torch.Te
     weight = (weight / weight.sum(1, keepdim=True))[:, :, None, None, None]  # V x k x 1 x 1 x 1
     height, width = x.shape[-2:]
     padded = F.pad(x, (half, half, 0, 0), mode="reflect")
-    x = sum(weight[:, t] * padded[..., t:t + width] for t in range(kernel))
+    x = padded[..., :width] * weight[:, 0]
+    for t in range(1, kernel):
+        x.add_(padded[..., t:t + width] * weight[:, t])
     padded = F.pad(x, (0, 0, half, half), mode="reflect")
-    return sum(weight[:, t] * padded[..., t:t + height, :] for t in range(kernel))
+    x = padded[..., :height, :] * weight[:, 0]
+    for t in range(1, kernel):
+        x.add_(padded[..., t:t + height, :] * weight[:, t])
+    return x
 
 
 _COLOUR_OPS = (_brightness, _contrast, _saturation, _hue)
