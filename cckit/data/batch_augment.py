@@ -202,9 +202,10 @@ class BatchAugment:
         pair = torch.arange(n, device=device).repeat(len(views))
         # x_q, x_k come from f, x_p from f'
         frame = torch.cat([torch.full((n,), int(v == 2), device=device) for v in views])
-        # channels-last source rows (V, H, W * 3): the frame store's own layout (TrainClips.batch), read in place
-        src = frames.permute(0, 1, 3, 4, 2).flatten(0, 1).index_select(0, pair * 2 + frame)
-        src = src.view(-1, height, width * 3)  # uint8, made float chunk by chunk below
+        # row-planar source (V, H, 3 * W), each pixel row channel by channel: the frame store's
+        # layout (TrainClips.batch), read in place; any other layout is gathered into it
+        src = frames.permute(0, 1, 3, 2, 4).flatten(0, 1).index_select(0, pair * 2 + frame)
+        src = src.view(-1, height, 3 * width)  # uint8, made float chunk by chunk below
         boxes = torch.as_tensor(p.boxes, dtype=torch.float32, device=device)
         s = self.cfg.crop_size
         # crop + resize + flip as two batched matrix products, x = A_y · f · A_xᵀ: the average of
@@ -220,14 +221,13 @@ class BatchAugment:
         flip = _rows(p.flip, device)
         if len(flip):
             cols.index_copy_(0, flip, cols.index_select(0, flip).flip(1))
-        # rows first, all channels in one product: V x S x W x 3. On a CPU the float source goes
+        # rows first, all channels in one product: V x S x 3W. On a CPU the float source goes
         # through in chunks of views that stay in cache (measured faster than one 12 MB conversion)
         chunk = CPU_CHUNK if device.type == "cpu" else len(src)
-        x = torch.empty(len(src), s, width * 3, device=device)
+        x = torch.empty(len(src), s, 3 * width, device=device)
         for c in range(0, len(src), chunk):
             torch.bmm(rows[c:c + chunk], src[c:c + chunk].float(), out=x[c:c + chunk])
-        x = x.view(-1, s, width, 3)
-        x = x.transpose(2, 3).reshape(-1, s * 3, width)  # V x 3S x W
+        x = x.view(-1, s * 3, width)  # V x 3S x W, no copy
         x = torch.bmm(x, cols.transpose(1, 2)).view(-1, s, 3, s).transpose(1, 2).contiguous()  # V x 3 x S x S
         x = self._colour_jitter(x, p)
         gray = _rows(p.gray, device)

@@ -52,7 +52,9 @@ class FrameStore:
         self.extracted = [extracted.find(r.path) if extracted and not r.frames else None for r in records]
         self.errors: dict[int, str] = {}
         self.cache = None  # per video: its (num_frames, H, W, 3) frames (views into `block` when one)
-        self.block, self.offsets = None, None  # all cached frames in one array when they share one size
+        # all cached frames in one (frames, H, 3, W) array when they share one size: each row of
+        # pixels stored channel by channel, the layout BatchAugment's first product reads in place
+        self.block, self.offsets = None, None
         if cache and self.memory_bytes() <= cache_limit_gb * 2**30:
             self._cache_all(on_error)
         elif cache:
@@ -62,7 +64,8 @@ class FrameStore:
 
     def _cache_all(self, on_error: str) -> None:
         """Decode every video once. Videos of one known size go into one array (each frame written
-        once, no copy of the whole set), so :meth:`take` gathers a batch with one index."""
+        once, no copy of the whole set), so :meth:`take` gathers a batch with one index; each
+        video's (T, H, W, 3) frames are a view of it."""
         sizes = {(r.height, r.width) for r in self.records}
         if len(sizes) != 1 or 0 in next(iter(sizes)) or not self.records:
             self.cache = [self._load_all(i, on_error) for i in range(len(self.records))]
@@ -70,7 +73,7 @@ class FrameStore:
         (height, width), = sizes
         counts = np.array([r.num_frames for r in self.records], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        block = np.zeros((int(counts.sum()), height, width, 3), dtype=np.uint8)
+        block = np.zeros((int(counts.sum()), height, 3, width), dtype=np.uint8)
         self.cache = []
         for i, (start, count) in enumerate(zip(offsets, counts)):
             frames = self._load_all(i, on_error)
@@ -78,13 +81,14 @@ class FrameStore:
                 raise DataError(f"{self.records[i].path}: frames decode at {frames.shape[2]}x{frames.shape[1]}, "
                                 f"the index says {width}x{height}")
             if frames is not None:
-                block[start:start + count] = frames
-            self.cache.append(None if frames is None else block[start:start + count])
+                block[start:start + count] = frames.transpose(0, 1, 3, 2)
+            self.cache.append(None if frames is None else block[start:start + count].transpose(0, 1, 3, 2))
         self.block, self.offsets = block, offsets
 
     def take(self, videos: np.ndarray, frame_indices: np.ndarray) -> np.ndarray | None:
-        """(N, K, H, W, 3) frames ``frame_indices[n]`` (N, K) of videos ``videos`` (N,) in one index
-        of the in-memory block; None when there is no block or a video failed (use :meth:`get`)."""
+        """(N, K, H, 3, W) frames ``frame_indices[n]`` (N, K) of videos ``videos`` (N,) in one index
+        of the in-memory block, in its row-planar layout; None when there is no block or a video
+        failed (use :meth:`get`)."""
         if self.block is None or any(int(i) in self.errors for i in videos):
             return None
         return self.block[self.offsets[videos][:, None] + frame_indices]
@@ -213,6 +217,7 @@ class TrainClips(Dataset):
         frames = self.frames.take(videos, picks)  # one index of the in-memory block
         if frames is not None:
             ids, replaced = self.video_ids[videos], np.zeros(len(videos), dtype=bool)
+            images = torch.from_numpy(frames).permute(0, 1, 3, 2, 4)  # N x 2 x 3 x H x W, as stored
         else:  # read per video (on demand, or a video failed and another stands in)
             frames, ids, replaced = [], [], []
             for epoch, i, pick in zip(epochs, videos, picks):
@@ -220,8 +225,8 @@ class TrainClips(Dataset):
                 frames.append(self._resized(pair))
                 ids.append(self.records[j].video_id)
                 replaced.append(was_replaced)
-            frames = np.stack(frames)
-        images = self._resized(torch.from_numpy(frames).permute(0, 1, 4, 2, 3))
+            images = torch.from_numpy(np.stack(frames)).permute(0, 1, 4, 2, 3)
+        images = self._resized(images)
         return (images, torch.from_numpy(mix_seeds(self.seed, epochs, videos, 2)),  # BatchAugment draws from these
                 torch.as_tensor(ids), torch.as_tensor(replaced))
 
