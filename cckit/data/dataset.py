@@ -78,8 +78,11 @@ class FrameStore:
         for i, (start, count) in enumerate(zip(offsets, counts)):
             frames = self._load_all(i, on_error)
             if frames is not None and frames.shape[1:3] != (height, width):  # the index's size was off
-                raise DataError(f"{self.records[i].path}: frames decode at {frames.shape[2]}x{frames.shape[1]}, "
-                                f"the index says {width}x{height}")
+                message = (f"{self.records[i].path}: frames decode at {frames.shape[2]}x{frames.shape[1]}, "
+                           f"the index says {width}x{height}")
+                if on_error == "raise":
+                    raise DataError(message)
+                self.errors[i], frames = message, None
             if frames is not None:
                 block[start:start + count] = frames.transpose(0, 1, 3, 2)
             self.cache.append(None if frames is None else block[start:start + count].transpose(0, 1, 3, 2))
@@ -89,7 +92,7 @@ class FrameStore:
         """(N, K, H, 3, W) frames ``frame_indices[n]`` (N, K) of videos ``videos`` (N,) in one index
         of the in-memory block, in its row-planar layout; None when there is no block or a video
         failed (use :meth:`get`)."""
-        if self.block is None or any(int(i) in self.errors for i in videos):
+        if self.block is None or (self.errors and any(int(i) in self.errors for i in videos)):
             return None
         return self.block[self.offsets[videos][:, None] + frame_indices]
 
@@ -208,7 +211,7 @@ class TrainClips(Dataset):
         """The collated batch of ``items`` (indices or ``(epoch, index)`` pairs): what the default
         collate makes of ``[self[item] for item in items]``. With ``data.augment=batch`` it is
         gathered in one pass, ``(frames (N, 2, 3, size, size) uint8, seeds, video_ids, replaced)``;
-        the frames are a channels-last array seen as NCHW, as they sit in the frame store."""
+        from the in-memory block the frames are a view of its row-planar (N, 2, H, 3, W) layout."""
         if self.cfg.augment != "batch":
             return default_collate([self[item] for item in items])
         pairs = [item if isinstance(item, tuple) else (self.epoch, item) for item in items]
