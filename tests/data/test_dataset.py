@@ -112,6 +112,22 @@ def test_frames_of_several_sizes_are_cached_per_video_and_resized_in_the_batch(t
     assert torch.equal(frames[big], v2.functional.resize(source, [32, 32], antialias=True))
 
 
+def test_a_video_whose_frames_are_not_the_indexed_size_is_named_or_skipped(tmp_path):
+    import dataclasses
+    root = tmp_path / "wrong"
+    _write(root / "a" / "v0.mp4", 3, seed=0, size=32)
+    _write(root / "a" / "v1.mp4", 4, seed=1, size=48)
+    records = [dataclasses.replace(r, width=32, height=32) for r in _records(root)]  # the index is off for v1
+    with pytest.raises(DataError, match=r"v1\.mp4: frames decode at 48x48, the index says 32x32"):
+        FrameStore(records, cache=True)
+    store = FrameStore(records, cache=True, on_error="skip")
+    wrong = [r.path for r in records].index(str(root / "a" / "v1.mp4"))
+    assert store.block is not None and list(store.errors) == [wrong]
+    assert store.take(np.array([wrong]), np.array([[0, 1]])) is None  # the batch reads per video then
+    with pytest.raises(DataError, match="48x48"):
+        store.get(wrong, [0])
+
+
 def test_one_frame_videos_and_max_frame_distance(videos):
     records = _records(videos)
     clips = TrainClips(records, _cfg(videos, max_frame_distance=2), seed=0)
