@@ -10,29 +10,10 @@ import torch
 
 from cckit.config import DataConfig, load_config
 from cckit.data import dataset as dataset_module
-from cckit.data.video import seek_index as video_index
 from cckit.data.dataset import FrameStore, TrainClips
 from cckit.data.index import index_data
 from cckit.errors import DataError
-
-
-@pytest.fixture(autouse=True)
-def _private_index_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("CCKIT_CACHE_DIR", str(tmp_path / "cache"))
-    video_index._MEMORY.clear()
-
-
-def _write(path, num_frames, seed, size=32):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width = stream.height = size
-        stream.pix_fmt, stream.options = "yuv420p", {"g": "3"}
-        for _ in range(num_frames):
-            frame = av.VideoFrame.from_ndarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), format="rgb24")
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
+from media import private_index_cache, write_video  # noqa: F401 (the fixture applies to every test here)
 
 
 @pytest.fixture
@@ -40,7 +21,7 @@ def videos(tmp_path):
     """8 videos of 1-8 frames under <root>/<class>/."""
     root = tmp_path / "videos"
     for v in range(8):
-        _write(root / f"c{v % 2}" / f"v{v}.mp4", v + 1, seed=v)
+        write_video(root / f"c{v % 2}" / f"v{v}.mp4", v + 1, seed=v, gop=3)
     return root
 
 
@@ -98,8 +79,8 @@ def test_a_batch_is_its_items_stacked(videos, in_memory):
 
 def test_frames_of_several_sizes_are_cached_per_video_and_resized_in_the_batch(tmp_path):
     root = tmp_path / "mixed"
-    _write(root / "a" / "v0.mp4", 3, seed=0, size=32)
-    _write(root / "a" / "v1.mp4", 4, seed=1, size=48)
+    write_video(root / "a" / "v0.mp4", 3, seed=0, gop=3)
+    write_video(root / "a" / "v1.mp4", 4, size=48, seed=1, gop=3)
     records = _records(root)
     clips = TrainClips(records, _cfg(root, frames_in_memory=True, augment="batch", size=32), seed=0)
     assert clips.frames.block is None and len(clips.frames.cache) == 2  # no one block for two sizes
@@ -115,8 +96,8 @@ def test_frames_of_several_sizes_are_cached_per_video_and_resized_in_the_batch(t
 def test_a_video_whose_frames_are_not_the_indexed_size_is_named_or_skipped(tmp_path):
     import dataclasses
     root = tmp_path / "wrong"
-    _write(root / "a" / "v0.mp4", 3, seed=0, size=32)
-    _write(root / "a" / "v1.mp4", 4, seed=1, size=48)
+    write_video(root / "a" / "v0.mp4", 3, seed=0, gop=3)
+    write_video(root / "a" / "v1.mp4", 4, size=48, seed=1, gop=3)
     records = [dataclasses.replace(r, width=32, height=32) for r in _records(root)]  # the index is off for v1
     with pytest.raises(DataError, match=r"v1\.mp4: frames decode at 48x48, the index says 32x32"):
         FrameStore(records, cache=True)

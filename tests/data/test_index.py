@@ -20,29 +20,9 @@ from cckit.data.index import index_data
 from cckit.data.scan import format_report, scan
 from cckit.data.video import read_frames
 from cckit.errors import DataError
+from media import private_index_cache, write_video, write_video_without_frames  # noqa: F401 (the fixture applies to every test here)
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def _private_index_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("CCKIT_CACHE_DIR", str(tmp_path / "cache"))
-    video_index._MEMORY.clear()
-
-
-def write_video(path: Path, num_frames: int, size: int = 32, seed: int = 0) -> Path:
-    """A small H.264 file of random-ish frames."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width = stream.height = size
-        stream.pix_fmt, stream.options = "yuv420p", {"g": "4"}
-        for _ in range(num_frames):
-            array = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
-        container.mux(stream.encode(None))
-    return path
 
 
 def make_bad(folder: Path, kind: str) -> Path:
@@ -57,15 +37,7 @@ def make_bad(folder: Path, kind: str) -> Path:
         (path := folder / "cut.mp4").write_bytes(good.read_bytes()[:good.stat().st_size * 2 // 3])
         good.unlink()
     else:  # zero_frames: a video stream without a single frame (audio only)
-        path = folder / "silent.mkv"
-        with av.open(str(path), mode="w") as container:
-            v = container.add_stream("libx264", rate=10)
-            v.width = v.height = 32
-            a = container.add_stream("aac", rate=8000)
-            tone = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            tone.sample_rate = 8000
-            container.mux(a.encode(tone))
-            container.mux(a.encode(None))
+        path = write_video_without_frames(folder / "silent.mkv")
     return path
 
 

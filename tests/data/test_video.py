@@ -15,13 +15,7 @@ from av.video.frame import PictureType
 from cckit.data.video import decode as video, seek_index as video_index
 from cckit.data.video import count_frames, iter_frames, probe, read_all_frames, read_frames
 from cckit.errors import DataError
-
-
-@pytest.fixture(autouse=True)
-def _private_index_cache(tmp_path, monkeypatch):
-    """Each test gets its own on-disk index cache and an empty in-memory one."""
-    monkeypatch.setenv("CCKIT_CACHE_DIR", str(tmp_path / "cache"))
-    video_index._MEMORY.clear()
+from media import private_index_cache, write_video_without_frames  # noqa: F401 (the fixture applies to every test here)
 
 
 def _write(path: Path, frames: np.ndarray, codec: str, pix_fmt: str, options: dict) -> Path:
@@ -129,18 +123,6 @@ def _bad_files(tmp_path: Path) -> dict[str, Path]:
     return {"missing": tmp_path / "missing.mp4", "zero": zero, "noise": noise, "text": text,
             "audio": audio, "directory": tmp_path}
 
-
-@pytest.mark.parametrize("kind, reason", [
-    ("missing", "not found"), ("zero", "empty file"), ("noise", "cannot be opened"),
-    ("text", "cannot be opened"), ("audio", "no video stream"), ("directory", "not a regular"),
-])
-def test_bad_files_raise_data_error_naming_the_file(tmp_path, kind, reason):
-    path = _bad_files(tmp_path)[kind]
-    for read in (count_frames, lambda p: read_frames(p, [0]), read_all_frames):
-        with pytest.raises(DataError) as caught:
-            read(path)
-        message = str(caught.value)
-        assert message.startswith(os.fspath(path)) and reason in message, message
 
 
 def _bikes_path() -> Path:
@@ -416,28 +398,22 @@ def _more_bad_files(tmp_path: Path) -> dict[str, Path]:
     corrupt[start:start + 1500] = np.random.default_rng(1).integers(0, 256, 1500, dtype=np.uint8).tobytes()
     files["undecodable"] = tmp_path / "undecodable.mp4"
     files["undecodable"].write_bytes(bytes(corrupt))
-    files["zero_frames"] = tmp_path / "zero_frames.mkv"  # a video stream without a single frame
-    with av.open(str(files["zero_frames"]), mode="w") as container:
-        v = container.add_stream("libx264", rate=10)
-        v.width = v.height = 32
-        a = container.add_stream("aac", rate=8000)
-        tone = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-        tone.sample_rate = 8000
-        container.mux(a.encode(tone))
-        container.mux(a.encode(None))
+    files["zero_frames"] = write_video_without_frames(tmp_path / "zero_frames.mkv")
     files["image"] = tmp_path / "image.mp4"
     from PIL import Image
     Image.fromarray(_moving(1)[0]).save(files["image"], format="PNG")
     return files
 
 
-@pytest.mark.parametrize("kind, reason", [
-    ("truncated_mp4", "truncated"), ("truncated_mp4_half", "truncated"), ("truncated_mkv", "truncated"),
-    ("truncated_avi", "truncated"), ("undecodable", "decoding failed"), ("zero_frames", "no decodable frames"),
-    ("image", "an image"),
+@pytest.mark.parametrize("files, kind, reason", [
+    ("bad", "missing", "not found"), ("bad", "zero", "empty file"), ("bad", "noise", "cannot be opened"),
+    ("bad", "text", "cannot be opened"), ("bad", "audio", "no video stream"), ("bad", "directory", "not a regular"),
+    ("more", "truncated_mp4", "truncated"), ("more", "truncated_mp4_half", "truncated"),
+    ("more", "truncated_mkv", "truncated"), ("more", "truncated_avi", "truncated"),
+    ("more", "undecodable", "decoding failed"), ("more", "zero_frames", "no decodable frames"), ("more", "image", "an image"),
 ])
-def test_more_bad_files_raise_data_error_with_the_reason(tmp_path, kind, reason):
-    path = _more_bad_files(tmp_path)[kind]
+def test_bad_files_raise_data_error_naming_the_file_and_the_reason(tmp_path, files, kind, reason):
+    path = {"bad": _bad_files, "more": _more_bad_files}[files](tmp_path)[kind]
     for read in (count_frames, lambda p: read_frames(p, [0]), read_all_frames):
         with pytest.raises(DataError) as caught:
             read(path)
