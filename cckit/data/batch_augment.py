@@ -58,8 +58,8 @@ def _splitmix64(z: np.ndarray) -> np.ndarray:
 def _words(values) -> np.ndarray:
     """Integers (a scalar, a sequence, a numpy or torch array) as uint64 words, two's complement."""
     values = np.asarray(values.tolist() if isinstance(values, torch.Tensor) else values)
-    if values.dtype.kind in "iu":
-        return values.astype(np.int64).astype(np.uint64) if values.dtype.kind == "i" else values.astype(np.uint64)
+    if values.dtype.kind in "iu":  # a C cast: negative values wrap
+        return values.astype(np.uint64)
     return np.asarray([int(x) & 0xFFFF_FFFF_FFFF_FFFF for x in values.ravel()], dtype=np.uint64).reshape(values.shape)
 
 

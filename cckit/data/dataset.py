@@ -225,21 +225,17 @@ class TrainClips(Dataset):
             frames, ids, replaced = [], [], []
             for epoch, i, pick in zip(epochs, videos, picks):
                 j, pair, was_replaced = self._read_pair(int(epoch), int(i), (int(pick[0]), int(pick[1])))
-                frames.append(self._resized(pair))
+                frames.append(self._resized(torch.from_numpy(pair).permute(0, 3, 1, 2)))  # sizes may differ
                 ids.append(self.records[j].video_id)
                 replaced.append(was_replaced)
-            images = torch.from_numpy(np.stack(frames)).permute(0, 1, 4, 2, 3)
+            images = torch.stack(frames)
         images = self._resized(images)
         return (images, torch.from_numpy(mix_seeds(self.seed, epochs, videos, 2)),  # BatchAugment draws from these
                 torch.as_tensor(ids), torch.as_tensor(replaced))
 
-    def _resized(self, frames):
-        """Frames (..., H, W, 3) numpy or (..., 3, H, W) tensor at ``data.size`` (frames of one size batch together)."""
+    def _resized(self, frames: torch.Tensor) -> torch.Tensor:
+        """Frames (..., 3, H, W) at ``data.size`` (frames of one size batch together)."""
         size = self.cfg.size
-        if isinstance(frames, np.ndarray):
-            if frames.shape[-3:-1] == (size, size):
-                return frames
-            return self._resized(torch.from_numpy(frames).movedim(-1, -3)).movedim(-3, -1).numpy()
         if frames.shape[-2:] == (size, size):
             return frames
         lead = frames.shape[:-3]
@@ -295,9 +291,6 @@ class Batched(Dataset):
 
     def __init__(self, dataset: "TrainClips"):
         self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
 
     def __getitem__(self, items):
         return self.dataset.batch(items)
