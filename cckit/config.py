@@ -39,6 +39,7 @@ class DataConfig:
     grayscale_prob: float = 0.2  # probability of grayscale
     blur_prob: float = 0.5  # probability of Gaussian blur (sigma scaled to the crop size)
     flip: bool = True  # random horizontal flip
+    color_ops: str = "torchvision"  # "torchvision": ColorJitter's ops exactly (clamp after each, hue in HSV); "matrix": each op a 3x3 colour matrix (hue a YIQ rotation), one affine map and one clamp per view, blur folded into the crop (faster on a CPU)
     augment: str = "batch"  # "batch": the loader gathers uint8 frames, one batched call per step augments them on the training device; "loader": per-sample torchvision ops in the loader workers
     workers: int = 2  # DataLoader worker processes (0: load in the main process)
     frames_in_memory: bool = True  # decode every video once and keep the frames in memory (small data)
@@ -344,6 +345,9 @@ def validate(cfg: Config) -> None:
         (0 <= d.hue <= 0.5, "data.hue", "must be in [0, 0.5]"),
         (d.augment != "device", "data.augment", "'device' is now 'batch' (batched on the training device)"),
         (d.augment in ("batch", "loader"), "data.augment", "must be 'batch' or 'loader'"),
+        (d.color_ops in ("torchvision", "matrix"), "data.color_ops", "must be 'torchvision' or 'matrix'"),
+        (d.color_ops == "torchvision" or d.augment == "batch", "data.color_ops",
+         "'matrix' is an op of the batched augmentation (data.augment=batch)"),
         (0 < d.crop_scale[0] <= d.crop_scale[1] <= 1, "data.crop_scale", "must satisfy 0 < lo <= hi <= 1"),
         (1 <= d.frames_per_video[0] <= d.frames_per_video[1], "data.frames_per_video", "must satisfy 1 <= lo <= hi"),
         (d.num_train >= 1 and d.num_test >= 1, "data.num_train", "need at least one train and one test video"),

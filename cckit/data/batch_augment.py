@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import DataConfig
+from .color_matrix import blur_matrices, colour_maps
 from .transforms import MEAN, STD, blur_kernel_size
 
 RATIO = (3 / 4, 4 / 3)  # RandomResizedCrop's aspect-ratio range
@@ -218,6 +219,12 @@ class BatchAugment:
             rows = resample_matrix(boxes[:, 1], boxes[:, 3] - boxes[:, 1], s, height)  # V x S x H
             cols = resample_matrix(boxes[:, 0], boxes[:, 2] - boxes[:, 0], s, width)  # V x S x W
         rows = rows / 255
+        matrix = self.cfg.color_ops == "matrix"
+        blur = _rows(p.blur, device)
+        if matrix and len(blur):  # blur folded into the crop: (B A_y) f (B A_x)ᵀ
+            b = blur_matrices(torch.as_tensor(p.sigma[p.blur], dtype=torch.float32, device=device), self.kernel, s)
+            rows.index_copy_(0, blur, torch.bmm(b, rows.index_select(0, blur)))
+            cols.index_copy_(0, blur, torch.bmm(b, cols.index_select(0, blur)))
         flip = _rows(p.flip, device)
         if len(flip):
             cols.index_copy_(0, flip, cols.index_select(0, flip).flip(1))
@@ -228,17 +235,24 @@ class BatchAugment:
         for c in range(0, len(src), chunk):
             torch.bmm(rows[c:c + chunk], src[c:c + chunk].float(), out=x[c:c + chunk])
         x = x.view(-1, s * 3, width)  # V x 3S x W, no copy
-        x = torch.bmm(x, cols.transpose(1, 2)).view(-1, s, 3, s).transpose(1, 2).contiguous()  # V x 3 x S x S
+        x = torch.bmm(x, cols.transpose(1, 2)).view(-1, s, 3, s)  # V x S x 3 x S
+        mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
+        std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
+        if matrix:  # colour jitter + grayscale as one affine map per view, then one clamp
+            maps = np.stack(colour_maps(p.factors, p.order, p.jitter, p.gray), 1)  # V x 2 x 3 x 3: M, K
+            maps = torch.as_tensor(maps, dtype=torch.float32, device=device)
+            pixels, flat = maps.unbind(1)
+            offset = torch.bmm(flat - pixels, x.mean(dim=(1, 3))[:, :, None])  # (K - M) m: V x 3 x 1
+            x = torch.baddbmm(offset, pixels, x.transpose(1, 2).reshape(-1, 3, s * s)).view(-1, 3, s, s)
+            return x.clamp_(0, 1).sub_(mean).div_(std)
+        x = x.transpose(1, 2).contiguous()  # V x 3 x S x S
         x = self._colour_jitter(x, p)
         gray = _rows(p.gray, device)
         if len(gray):  # only the grayscale rows, as for the blur below
             x.index_copy_(0, gray, _grayscale(x.index_select(0, gray)).expand(-1, 3, -1, -1))
-        blur = _rows(p.blur, device)
         if len(blur):
             sigma = torch.as_tensor(p.sigma[p.blur], dtype=torch.float32, device=device)
             x.index_copy_(0, blur, gaussian_blur(x.index_select(0, blur), self.kernel, sigma))
-        mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
-        std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
         return x.sub_(mean).div_(std)  # x is this call's own tensor
 
     def _colour_jitter(self, x: torch.Tensor, p: ViewParams) -> torch.Tensor:
