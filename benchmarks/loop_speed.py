@@ -3,9 +3,10 @@
     python benchmarks/loop_speed.py                    # configs/quickstart.yaml on this machine
     python benchmarks/loop_speed.py --steps 60 key=value ...
 
-1. Augmentation alone: views/s of the batched path (``BatchAugment``, one call per batch) and of
-   the per-sample torchvision pipeline (``data.augment=loader``) on the same frames, in the main
-   process, and their ratio.
+1. Augmentation alone: views/s of the batched path (``BatchAugment``, one call per batch) with
+   each kind of colour op (``data.color_ops=torchvision`` and ``matrix``) and of the per-sample
+   torchvision pipeline (``data.augment=loader``) on the same frames, in the main process, and
+   their ratios.
 2. ``train_step`` alone on ready-made random tensors (the ceiling), then the whole loop of
    ``cckit train`` (gather frames, augment, step, metrics; kNN monitor off) on the same config:
    the median per-step img/s of each and the loop's fraction of the ceiling (target >= 0.8).
@@ -19,6 +20,7 @@ Writes benchmarks/results/loop_speed.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import tempfile
@@ -89,22 +91,30 @@ def main() -> None:
     out = {"config": args.config, "overrides": args.overrides, "batch_size": n, "crop_size": cfg.data.crop_size,
            "frame_size": list(frames.shape[-2:]), "threads": torch.get_num_threads()}
 
-    batched, per_sample = BatchAugment(cfg.data), train_transform(cfg.data)
+    # the batched path with each kind of colour op (the config's is the loop's), and the per-sample pipeline
+    batched = {ops: BatchAugment(dataclasses.replace(cfg.data, color_ops=ops)) for ops in ("torchvision", "matrix")}
+    per_sample = train_transform(cfg.data)
     dev = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    batched(frames, seeds, dev)  # warm-up
-    fast, slow = [], []
+    rates = {ops: [] for ops in batched}
+    slow = []
+    for aug in batched.values():
+        aug(frames, seeds, dev)  # warm-up
     for _ in range(args.rounds):  # alternating, as below
-        tic = time.perf_counter()
-        for _ in range(5):
-            batched(frames, seeds, dev)
-        fast.append(3 * n * 5 / (time.perf_counter() - tic))
+        for ops, aug in batched.items():
+            tic = time.perf_counter()
+            for _ in range(5):
+                aug(frames, seeds, dev)
+            rates[ops].append(3 * n * 5 / (time.perf_counter() - tic))
         tic = time.perf_counter()
         for i in range(n):
             seeded_views(per_sample, frames[i, 0], frames[i, 1], int(seeds[i]))
         slow.append(3 * n / (time.perf_counter() - tic))
-    out["batched_views_per_s"] = round(_median(fast), 1)
+    out["color_ops"] = cfg.data.color_ops
+    out["batched_views_per_s"] = round(_median(rates[cfg.data.color_ops]), 1)
+    out["batched_views_per_s_by_color_ops"] = {ops: round(_median(r), 1) for ops, r in rates.items()}
     out["per_sample_views_per_s"] = round(_median(slow), 1)
     out["batched_vs_per_sample"] = round(out["batched_views_per_s"] / out["per_sample_views_per_s"], 2)
+    out["matrix_vs_torchvision_color_ops"] = round(_median(rates["matrix"]) / _median(rates["torchvision"]), 2)
 
     alone, loop, rounds = [], [], []
     for _ in range(args.rounds):
