@@ -74,6 +74,9 @@ print("x_q", tuple(x_q.shape), "x_k", tuple(x_k.shape), "x_p", tuple(x_p.shape),
 # ## Positive pairs of a batch
 # Rows: frame *f*, the query crop `x_q`, the key crop `x_k` of the same frame (MoCo v2's positive),
 # frame *f'* and the positive crop `x_p` (the intra-video and CycleContrast positive).
+# The colour jitter follows `cfg.data.color_ops`: `matrix` (the quickstart: each view's jitter and
+# grayscale as one colour matrix, clamped once) or `torchvision` (torchvision's ops exactly); add
+# `"data.color_ops=torchvision"` to `OVERRIDES` to compare.
 
 # %%
 from cckit.viz import positive_pairs_figure

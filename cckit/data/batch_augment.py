@@ -2,8 +2,10 @@
 
 The loader only gathers uint8 frames ``f`` and ``f'`` of each video with a per-sample seed;
 :class:`BatchAugment` turns them into ``(x_q, x_k, x_p)`` with a handful of batched tensor calls
-(two batched matrix products for every crop, resize and flip, masked colour ops, one grouped blur), so the CPU cores go to the
-model instead of to three views × five ops per sample.
+(two batched matrix products for every crop, resize and flip, then torchvision's colour ops with a
+factor per row and a separable blur, or with ``data.color_ops=matrix`` one affine colour map per
+view and the blur folded into the crop, :mod:`~cckit.data.color_matrix`), so the CPU cores go to
+the model instead of to three views × five ops per sample.
 
 Each sample's random parameters are a counter-based hash (SplitMix64, :func:`uniforms`) of that
 sample's seed alone, computed for the whole batch in a few vectorised numpy operations: the views stay a pure function of ``(seed, epoch, index)`` whatever the batch, the device or
