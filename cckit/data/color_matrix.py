@@ -16,8 +16,9 @@ elementwise passes over the batch with one small batched product.
 
 Differences from torchvision's ops: one clamp at the end instead of one after each op (a
 brightened pixel can come back into range under a later contrast), and hue rotated in YIQ
-rather than HSV (the same direction and size of turn for moderate colours, measured in
-``tests/data/test_color_matrix.py``).
+rather than HSV: the same direction of turn, but YIQ keeps the luma where HSV keeps the largest
+channel, so at a 0.05 turn the two results differ by 0.03 per channel on average, about as much
+as the turn changes the pixels (``tests/data/test_color_matrix.py``).
 """
 from __future__ import annotations
 
