@@ -25,12 +25,11 @@ import torch
 import torch.nn.functional as F
 
 from ..config import DataConfig
-from .color_matrix import blur_matrices, colour_maps
+from .color_matrix import GRAY, blur_matrices, blur_weights, colour_maps
 from .transforms import MEAN, STD, blur_kernel_size
 
 RATIO = (3 / 4, 4 / 3)  # RandomResizedCrop's aspect-ratio range
 ATTEMPTS = 10  # RandomResizedCrop's tries before the centre-crop fallback
-GRAY = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights
 _UNIFORMS = 2 * ATTEMPTS + 2 + 9  # uniforms drawn per view (crop 22, colour 9)
 CPU_CHUNK = 64  # views per float conversion + first product on a CPU
 
@@ -223,8 +222,9 @@ class BatchAugment:
         rows = rows / 255
         matrix = self.cfg.color_ops == "matrix"
         blur = _rows(p.blur, device)
+        sigma = torch.as_tensor(p.sigma[p.blur], dtype=torch.float32, device=device)
         if matrix and len(blur):  # blur folded into the crop: (B A_y) f (B A_x)ᵀ
-            b = blur_matrices(torch.as_tensor(p.sigma[p.blur], dtype=torch.float32, device=device), self.kernel, s)
+            b = blur_matrices(sigma, self.kernel, s)
             rows.index_copy_(0, blur, torch.bmm(b, rows.index_select(0, blur)))
             cols.index_copy_(0, blur, torch.bmm(b, cols.index_select(0, blur)))
         flip = _rows(p.flip, device)
@@ -253,7 +253,6 @@ class BatchAugment:
         if len(gray):  # only the grayscale rows, as for the blur below
             x.index_copy_(0, gray, _grayscale(x.index_select(0, gray)).expand(-1, 3, -1, -1))
         if len(blur):
-            sigma = torch.as_tensor(p.sigma[p.blur], dtype=torch.float32, device=device)
             x.index_copy_(0, blur, gaussian_blur(x.index_select(0, blur), self.kernel, sigma))
         return x.sub_(mean).div_(std)  # x is this call's own tensor
 
@@ -325,9 +324,7 @@ def gaussian_blur(x: torch.Tensor, kernel: int, sigma: torch.Tensor) -> torch.Te
     crops this is several times faster than a grouped convolution with one kernel per row.
     """
     half = kernel // 2
-    taps = torch.linspace(-half, half, kernel, device=x.device, dtype=x.dtype)
-    weight = torch.exp(-0.5 * (taps[None, :] / sigma[:, None].to(x.dtype)) ** 2)
-    weight = (weight / weight.sum(1, keepdim=True))[:, :, None, None, None]  # V x k x 1 x 1 x 1
+    weight = blur_weights(sigma, kernel, x.dtype)[:, :, None, None, None]  # V x k x 1 x 1 x 1
     height, width = x.shape[-2:]
     padded = F.pad(x, (half, half, 0, 0), mode="reflect")
     x = padded[..., :width] * weight[:, 0]

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-GRAY = np.array([0.2989, 0.587, 0.114])  # torchvision's rgb_to_grayscale weights
+GRAY = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights
 YIQ = np.array([[0.299, 0.587, 0.114],  # RGB -> YIQ (NTSC)
                 [0.596, -0.274, -0.322],
                 [0.211, -0.523, 0.312]])
@@ -88,12 +88,17 @@ def _reflect_shifts(size: int, kernel: int, device: torch.device) -> torch.Tenso
     return _SHIFTS[key]
 
 
+def blur_weights(sigma: torch.Tensor, kernel: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(V,) sigmas -> (V, kernel) normalised Gaussian taps at ``-kernel // 2 ... kernel // 2``, as
+    torchvision's ``gaussian_blur`` weighs them."""
+    half = kernel // 2
+    taps = torch.linspace(-half, half, kernel, device=sigma.device, dtype=dtype)
+    weight = torch.exp(-0.5 * (taps[None, :] / sigma[:, None].to(dtype)) ** 2)
+    return weight / weight.sum(1, keepdim=True)
+
+
 def blur_matrices(sigma: torch.Tensor, kernel: int, size: int) -> torch.Tensor:
     """(V,) sigmas -> (V, size, size) matrices ``B`` of torchvision's ``gaussian_blur`` along one
     axis (``kernel`` taps, reflect border): blurring an image ``X`` is ``B X Bᵀ``."""
-    half = kernel // 2
-    taps = torch.linspace(-half, half, kernel, device=sigma.device, dtype=torch.float32)
-    weight = torch.exp(-0.5 * (taps[None, :] / sigma[:, None].float()) ** 2)
-    weight = weight / weight.sum(1, keepdim=True)  # V x kernel
     shifts = _reflect_shifts(size, kernel, sigma.device)
-    return (weight @ shifts.flatten(1)).view(-1, size, size)
+    return (blur_weights(sigma, kernel) @ shifts.flatten(1)).view(-1, size, size)
