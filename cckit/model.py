@@ -129,11 +129,16 @@ class Encoder(nn.Module):
         self.head_cycle = None if cfg.shared_heads else MLPHead(self.feature_dim, cfg.embed_dim, bn=cfg.head_bn)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N, 3, H, W) -> (z (N, D), c (N, D)), both L2-normalised in float32."""
+        """(N, 3, H, W) -> (z (N, D), c (N, D)), both L2-normalised, in float32 under autocast."""
         h = self.backbone(x)  # N x d
-        z = F.normalize(self.head_intra(h).float(), dim=1)
-        c = z if self.head_cycle is None else F.normalize(self.head_cycle(h).float(), dim=1)
+        z = F.normalize(_full(self.head_intra(h)), dim=1)
+        c = z if self.head_cycle is None else F.normalize(_full(self.head_cycle(h)), dim=1)
         return z, c
+
+
+def _full(x: torch.Tensor) -> torch.Tensor:
+    """Half-precision embeddings are promoted to float32 (queues and losses); float64 stays float64."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 class CycleContrastModel(nn.Module):

@@ -44,7 +44,7 @@ def train_step(model: CycleContrastModel, optimizer: torch.optim.Optimizer, batc
                step: int, lr: float, dtype: torch.dtype | None = None,
                scaler: torch.amp.GradScaler | None = None, encoder: torch.nn.Module | None = None,
                timings: dict[str, float] | None = None) -> dict[str, float]:
-    """One optimisation step: encode -> losses -> backward -> optimizer -> EMA -> enqueue.
+    """One optimisation step: EMA -> encode -> losses -> backward -> optimizer -> enqueue.
 
     ``batch`` is ``(x_q, x_k, x_p, video_ids)`` with images (N, 3, S, S); the device is the
     model's. ``encoder`` is the online encoder to run (its DDP wrapper under torchrun; default
@@ -65,7 +65,11 @@ def train_step(model: CycleContrastModel, optimizer: torch.optim.Optimizer, batc
     n = x_q.shape[0]
     needs_other_frame = get_method(cfg.method.name).needs_other_frame
 
-    # 1. encode. Paper: online query, momentum keys (x_k) and positives (x_p) in one momentum pass.
+    # 1. momentum encoder: EMA of the online encoder, before the key pass (as the official MoCo and
+    # CycleContrast forward does; unused by the online variant's keys, kept in step)
+    update_momentum(model.encoder, model.encoder_m, cfg.model.momentum)
+
+    # 2. encode. Paper: online query, momentum keys (x_k) and positives (x_p) in one momentum pass.
     # method.key_encoder=online: the query and its second view (x_k for moco_v2, x_p otherwise) in
     # one online pass with gradient; the queues then take the second view's detached embeddings.
     online = cfg.method.key_encoder == "online"
@@ -92,7 +96,7 @@ def train_step(model: CycleContrastModel, optimizer: torch.optim.Optimizer, batc
                          positive_cycle=p_c, key_cycle=k_c, video_ids=video_ids)
     mark("forward_momentum")
 
-    # 2. losses
+    # 3. losses
     loss, stats = compute_objective(emb, Queues.of(model), cfg.method, step_generator(cfg.train.seed, step))
     values = {k: float(v) for k, v in stats.items()}
     for name, value in values.items():
@@ -101,7 +105,7 @@ def train_step(model: CycleContrastModel, optimizer: torch.optim.Optimizer, batc
                                 f"the weights, the last checkpoint is kept")
     mark("loss")
 
-    # 3. backward + optimizer
+    # 4. backward + optimizer
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(loss).backward()
@@ -111,9 +115,6 @@ def train_step(model: CycleContrastModel, optimizer: torch.optim.Optimizer, batc
         loss.backward()
         optimizer.step()
     mark("backward_optimizer")
-
-    # 4. momentum encoder: EMA of the online encoder (unused by the online variant's keys, kept in step)
-    update_momentum(model.encoder, model.encoder_m, cfg.model.momentum)
 
     # 5. enqueue the keys of x_k (both heads; online variant: the second view's) with their video ids,
     # gathered from every rank

@@ -33,7 +33,7 @@ FRESH = False
 # %% [markdown]
 # # 02 · Train: one step piece by piece, then the whole run
 #
-# `cckit.train.train_step` is explicit: **encode → losses → backward → optimizer → EMA → enqueue**.
+# `cckit.train.train_step` is explicit: **EMA → encode → losses → backward → optimizer → enqueue**.
 # The cells below run those pieces one by one on the trainer's first batch, print what each produces,
 # and check that together they give exactly what `train_step` gives. Then the whole run trains with a
 # live progress bar (on the GPU when there is one).
@@ -60,7 +60,17 @@ x_q, x_k, x_p, video_ids = (t.to(device) for t in first_batch(cfg))
 print("device", device, "· batch", tuple(x_q.shape), "· video ids", video_ids[:8].tolist(), "...")
 
 # %% [markdown]
-# **1. Encode.** The paper (`method.key_encoder=momentum`): online encoder on `x_q` (both heads), momentum encoder on `x_k` and `x_p` in one pass (shuffled for split-BN). The quickstart's small-scale variant (`online`): `x_q` and its second view (`x_p`; `x_k` for moco_v2) in one online pass, both with gradient; the queues take the second view's detached embeddings.
+# **1. EMA.** The momentum encoder moves a fraction `1 - m` towards the online encoder, before it encodes the keys (as in the official MoCo and CycleContrast code). On the first step both encoders are still equal, so it does not move.
+
+# %%
+from cckit.model import update_momentum
+
+before = model.encoder_m.backbone.conv1.weight.clone()
+update_momentum(model.encoder, model.encoder_m, cfg.model.momentum)
+print("m =", cfg.model.momentum, "· momentum conv1 moved by", f"{float((model.encoder_m.backbone.conv1.weight - before).norm()):.2e}")
+
+# %% [markdown]
+# **2. Encode.** The paper (`method.key_encoder=momentum`): online encoder on `x_q` (both heads), momentum encoder on `x_k` and `x_p` in one pass (shuffled for split-BN). The quickstart's small-scale variant (`online`): `x_q` and its second view (`x_p`; `x_k` for moco_v2) in one online pass, both with gradient; the queues take the second view's detached embeddings.
 
 # %%
 from cckit.methods import get_method
@@ -81,7 +91,7 @@ print(cfg.method.key_encoder, "keys · q_z", tuple(q_z.shape), "q_c", tuple(q_c.
 print("unit norm:", torch.allclose(q_c.norm(dim=1), torch.ones(n)), "· q_z·p_z mean", round(float((q_z * p_z).sum(1).mean().detach()), 3))
 
 # %% [markdown]
-# **2. Losses.** Intra-video InfoNCE (paper: against the queue `Q_z`; online variant: symmetric, against the other samples of the batch), plus λ × the cycle loss through a support set `U` drawn from `Q_c`.
+# **3. Losses.** Intra-video InfoNCE (paper: against the queue `Q_z`; online variant: symmetric, against the other samples of the batch), plus λ × the cycle loss through a support set `U` drawn from `Q_c`.
 
 # %%
 from cckit.objective import Embeddings, Queues, compute_objective
@@ -92,7 +102,7 @@ loss, stats = compute_objective(emb, Queues.of(model), cfg.method, step_generato
 {name: round(float(value), 4) for name, value in stats.items()}
 
 # %% [markdown]
-# **3. Backward and optimizer.** The cycle loss reaches the cycle head only through the soft-NN weights `w`.
+# **4. Backward and optimizer.** The cycle loss reaches the cycle head only through the soft-NN weights `w`.
 
 # %%
 optimizer.zero_grad(set_to_none=True)
@@ -101,16 +111,6 @@ head = model.encoder.head_cycle if model.encoder.head_cycle is not None else mod
 print("grad norm: backbone conv1", round(float(model.encoder.backbone.conv1.weight.grad.norm()), 4),
       "· cycle head", round(float(head[-1].weight.grad.norm()), 4))
 optimizer.step()
-
-# %% [markdown]
-# **4. EMA.** The momentum encoder moves a fraction `1 - m` towards the online encoder.
-
-# %%
-from cckit.model import update_momentum
-
-before = model.encoder_m.backbone.conv1.weight.clone()
-update_momentum(model.encoder, model.encoder_m, cfg.model.momentum)
-print("m =", cfg.model.momentum, "· momentum conv1 moved by", f"{float((model.encoder_m.backbone.conv1.weight - before).norm()):.2e}")
 
 # %% [markdown]
 # **5. Enqueue.** The keys (both heads) overwrite the oldest queue rows, with their video ids.

@@ -1,4 +1,5 @@
 """One explicit train_step and the training loop (the objective: tests/test_objective.py)."""
+import copy
 import json
 import subprocess
 import sys
@@ -22,16 +23,23 @@ def test_train_step_runs_each_piece_in_order():
     opt = build_optimizer(model, cfg)
     x = [torch.randn(8, 3, 32, 32) for _ in range(3)]
     ids = torch.arange(100, 108)
+    with torch.no_grad():  # a momentum encoder that differs from the online one, so the EMA shows
+        for p in model.encoder_m.parameters():
+            p.add_(0.1 * torch.randn_like(p))
     mom_before = [p.clone() for p in model.encoder_m.parameters()]
-    with torch.no_grad():  # the keys train_step will enqueue: momentum encoder before its update
-        k_z, k_c = model.encode_momentum(torch.cat([x[1], x[2]]), generator=step_generator(cfg.train.seed, 0, salt=1))
+    online_before = [p.clone() for p in model.encoder.parameters()]
+    twin = copy.deepcopy(model)
+    from cckit.model import update_momentum
+    update_momentum(twin.encoder, twin.encoder_m, 0.9)
+    with torch.no_grad():  # the keys train_step will enqueue: momentum encoder after its update
+        k_z, k_c = twin.encode_momentum(torch.cat([x[1], x[2]]), generator=step_generator(cfg.train.seed, 0, salt=1))
     stats = train_step(model, opt, (*x, ids), cfg, step=0, lr=0.1)
     assert set(stats) >= {"loss", "loss_intra", "loss_cycle", "intra_top1", "cycle_rate", "support_entropy"}
     torch.testing.assert_close(model.queue_intra[:8], k_z[:8])
     torch.testing.assert_close(model.queue_cycle[:8], k_c[:8])
     assert model.queue_intra_ids[:8].tolist() == ids.tolist() and model.queue_ptr.tolist() == [8, 8]
-    for before, m, o in zip(mom_before, model.encoder_m.parameters(), model.encoder.parameters()):
-        torch.testing.assert_close(m, 0.9 * before + 0.1 * o)  # EMA of the already-updated online weights
+    for before, m, o in zip(mom_before, model.encoder_m.parameters(), online_before):
+        torch.testing.assert_close(m, 0.9 * before + 0.1 * o)  # EMA of the online weights before the step
     assert all(g["lr"] == 0.1 for g in opt.param_groups)
 
 
