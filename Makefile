@@ -1,6 +1,7 @@
 # The two set-up commands of the README:
 #   make demo   install into .venv, generate the default data, train, evaluate, write runs/quickstart/report.md
 #   make test   install into .venv and run the test suite
+# and the paper's momentum-key recipe at CPU scale: make demo-paper (runs/paper_cpu/report.md)
 # and, after editing a notebook or its .py twin (notebooks/jupytext.toml pairs them):
 #   make notebooks   sync each notebook with its script twin, then strip outputs for committing
 PYTHON ?= python3
@@ -10,7 +11,7 @@ STAMP := $(VENV)/.installed
 RUN_DIR ?= runs/quickstart
 ARGS ?=
 
-.PHONY: demo test install clean-venv browser-deps notebooks
+.PHONY: demo demo-paper test install clean-venv browser-deps notebooks
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +23,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m cckit demo configs/quickstart.yaml run_dir=$(RUN_DIR) $(ARGS)
 	@echo "report: $(RUN_DIR)/report.md"
+
+# the paper's recipe at CPU scale (momentum keys, queues, SGD + cosine): configs/paper_cpu.yaml
+demo-paper: $(STAMP)
+	$(PY) -m cckit demo configs/paper_cpu.yaml $(ARGS)
+	@echo "report: runs/paper_cpu/report.md"
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(ARGS)

@@ -45,8 +45,9 @@ class Net(nn.Module):
         super().__init__()
         self.backbone, d = build_backbone("resnet18", small_stem=args.small_stem, bn_splits=args.bn_splits,
                                           width=args.width)
+        hidden = [nn.Linear(d, d, bias=False), nn.BatchNorm1d(d)] if args.head_bn else [nn.Linear(d, d)]
         self.head = nn.Linear(d, 128) if args.head == "linear" else nn.Sequential(
-            nn.Linear(d, d), nn.ReLU(inplace=True), nn.Linear(d, 128))
+            *hidden, nn.ReLU(inplace=True), nn.Linear(d, 128))
 
     def forward(self, x):
         return F.normalize(self.head(self.backbone(x)), dim=1)  # N x 128
@@ -69,6 +70,12 @@ def main() -> None:
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--small-stem", action="store_true")
     p.add_argument("--head", choices=["linear", "mlp"], default="linear")
+    p.add_argument("--head-bn", action="store_true", help="BatchNorm after the MLP's hidden layer")
+    p.add_argument("--opt", choices=["sgd", "adamw"], default="sgd", help="adamw: Adam with decoupled wd (lr ~1e-3)")
+    p.add_argument("--batch-neg", action="store_true",
+                   help="this step's keys f_k(x_k) of the other videos as negatives too (not in MoCo)")
+    p.add_argument("--mask-own", action="store_true",
+                   help="queue keys of the query's own video are not negatives (the kit's method.exclude_own_video)")
     p.add_argument("--no-shuffle", action="store_true", help="encode keys unshuffled (ablation)")
     p.add_argument("--knn-every", type=int, default=250)
     p.add_argument("--seed", type=int, default=0)
@@ -91,8 +98,10 @@ def main() -> None:
     for w in f_k.parameters():
         w.requires_grad_(False)
     queue = F.normalize(torch.randn(args.K, 128), dim=1)  # K x 128
+    queue_ids = torch.full((args.K,), -1)  # video id of each row (-1: never filled)
     ptr = 0
-    opt = torch.optim.SGD(f_q.parameters(), lr=args.lr, momentum=0.9, weight_decay=args.wd)
+    opt = (torch.optim.SGD(f_q.parameters(), lr=args.lr, momentum=0.9, weight_decay=args.wd) if args.opt == "sgd"
+           else torch.optim.AdamW(f_q.parameters(), lr=args.lr, weight_decay=args.wd))
     period = args.cos_steps or args.steps
     shuffle_gen = torch.Generator().manual_seed(args.seed + 1)
 
@@ -103,7 +112,7 @@ def main() -> None:
     sums, tic = {"loss": 0.0, "top1": 0.0, "spread": 0.0}, time.perf_counter()
     f_q.train(), f_k.train()
     for step, items in enumerate(RunBatches(len(clips), args.batch, args.seed, 0, args.steps), start=1):
-        frames, seeds, _, _ = clips.batch(items)
+        frames, seeds, ids, _ = clips.batch(items)
         x_q, x_k, x_p = augment(frames, seeds, cpu)
         lr = 0.5 * args.lr * (1 + math.cos(math.pi * (step - 1) / period))
         for g in opt.param_groups:
@@ -121,6 +130,11 @@ def main() -> None:
             k_pos = keys[len(x_k):] if args.positive == "video" else k_enq
         l_pos = (q * k_pos).sum(1, keepdim=True)  # N x 1
         l_neg = q @ queue.t()  # N x K
+        if args.mask_own:  # older keys of the query's own video would contradict its positive
+            l_neg = l_neg.masked_fill(ids[:, None] == queue_ids[None, :], float("-inf"))
+        if args.batch_neg:  # N x N current keys, the query's own video masked
+            l_cur = (q @ k_enq.t()).masked_fill(torch.eye(len(q), dtype=torch.bool), float("-inf"))
+            l_neg = torch.cat([l_cur, l_neg], 1)
         logits = torch.cat([l_pos, l_neg], 1) / args.T  # N x (1+K)
         loss = F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long))
         opt.zero_grad()
@@ -128,6 +142,7 @@ def main() -> None:
         opt.step()
         with torch.no_grad():
             queue[ptr:ptr + len(k_enq)] = k_enq
+            queue_ids[ptr:ptr + len(k_enq)] = ids
             ptr = (ptr + len(k_enq)) % args.K
             sums["loss"] += float(loss)
             sums["top1"] += float((logits.argmax(1) == 0).float().mean())

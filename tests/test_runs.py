@@ -82,13 +82,14 @@ def assert_same_state(a: dict, b: dict) -> None:
 # -- 2. exact resume after SIGKILL, through the CLI ------------------------------------------------
 
 @pytest.mark.slow
-def test_sigkill_mid_epoch_then_resume_auto_is_bit_identical(tiny_overrides, tmp_path):
+@pytest.mark.parametrize("preset", ["configs/quickstart.yaml", "configs/paper_cpu.yaml"])
+def test_sigkill_mid_epoch_then_resume_auto_is_bit_identical(preset, tiny_overrides, tmp_path):
     """Two CLI runs start together; one is killed (-9, with its DataLoader workers) right after its
     mid-epoch checkpoint of step 6 (4 steps per epoch) and resumed with resume=auto. Both end with
     bit-identical weights, momentum encoder, queues, ids, pointers, optimizer state and RNG states,
     and identical metrics for every step, each step logged exactly once."""
     steps = 10  # 4 per epoch: killed after step 6 (mid-epoch 1), resumed across the epoch boundary at 8
-    args = ["train", "configs/quickstart.yaml", *tiny_overrides, f"train.max_steps={steps}",
+    args = ["train", preset, *tiny_overrides, f"train.max_steps={steps}",
             "train.checkpoint_every=2", "data.workers=2", "train.knn_every=3",  # kNN readings at 0, 3, 6, 9, 10
             "train.log_every=100",  # metrics must reach the disk with each checkpoint, not only every log_every
             "--quiet"]

@@ -78,3 +78,55 @@ def training_curves_figure(runs, *, smoothing: int | None = None, floors: dict[s
     if window > 1:
         fig.suptitle(f"moving average over {window} steps (learning rate and kNN unsmoothed)", fontsize=9)
     return fig
+
+
+def uniform_loss(config: dict) -> float:
+    """The intra loss at which the positive is no more similar than any negative: ``log(K + 1)``
+    against a queue of K momentum keys, ``log(2N - 1)`` for the online variant's in-batch NT-Xent."""
+    if config["method"].get("key_encoder", "momentum") == "online":
+        return float(np.log(2 * config["train"]["batch_size"] - 1))
+    return float(np.log(config["model"]["queue_size"] + 1))
+
+
+def key_encoders_figure(runs: dict, *, floors: dict[str, float] | None = None, smoothing: int | None = None):
+    """Runs with different key encoders side by side, against training views (steps x batch).
+
+    Three panels: the kNN monitor (with ``floors`` as lines); the intra loss over its uniform value
+    (``loss_intra - log(K+1)``, or ``- log(2N-1)`` online; 0 means the positive is picked out no
+    better than chance: below 0 the model tells its positive from the negatives); and the query
+    spread ``query_std`` (1 = spread over the sphere, 0 = every query the same direction).
+
+    Args:
+        runs: name -> run directory (holding ``config.yaml`` and ``metrics.jsonl``).
+    """
+    import yaml
+
+    fig = new_figure(15, 3.8, layout="constrained")
+    axes = fig.subplots(1, 3)
+    colours = matplotlib.colormaps["tab10"]
+    for i, (name, run_dir) in enumerate(runs.items()):
+        config = yaml.safe_load((Path(run_dir) / "config.yaml").read_text())
+        rows = read_metrics(run_dir)
+        batch = config["train"]["batch_size"]
+        window = smoothing or max(1, len(rows) // 50)
+        knn = [r for r in rows if "knn_top1" in r]
+        axes[0].plot([r["step"] * batch for r in knn], [r["knn_top1"] for r in knn], "o-", ms=3, color=colours(i),
+                     label=name)
+        steps = [r for r in rows if "loss_intra" in r]
+        views = [r["step"] * batch for r in steps]
+        base = uniform_loss(config)
+        axes[1].plot(views, smooth([r["loss_intra"] - base for r in steps], window), color=colours(i),
+                     label=f"{name} (uniform {base:.2f})")
+        axes[2].plot(views, smooth([r["query_std"] for r in steps], window), color=colours(i), label=name)
+    for name, value in (floors or {}).items():
+        axes[0].axhline(value, color=FLOOR_STYLES.get(name, "#9467bd"), ls=":" if name == "chance" else "--", lw=1,
+                        label=f"{name} {value:.3f}")
+    axes[1].axhline(0, color="k", lw=0.8)
+    axes[0].set(xlabel="training views", ylabel="kNN top-1", title="kNN monitor (test frames)", ylim=(0, 1))
+    axes[1].set(xlabel="training views", ylabel="loss - uniform loss",
+                title="Intra loss against its chance value")
+    axes[2].set(xlabel="training views", ylabel="query_std", title="Spread of the queries (0 = collapsed)",
+                ylim=(0, 1.1))
+    for ax in axes:
+        ax.legend(fontsize=8)
+    return fig
