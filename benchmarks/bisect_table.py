@@ -1,0 +1,66 @@
+"""The bisect tables of benchmarks/README.md ("The paper's recipe at CPU scale"), printed as markdown
+from the probe records, so they can be regenerated and checked:
+
+    python benchmarks/bisect_table.py
+
+Reads ``results/reference_moco.jsonl`` (runs of ``reference_moco.py``) and
+``results/learning_probes.jsonl`` (``cckit train`` probes). For each run: kNN top-1 at steps 0,
+1000 and 2000 (or the last reading), the intra loss minus its chance value at the end (log(K+1);
+< 0: the positive is picked out), and the query spread at the end.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+REF_DEFAULTS = {"style": "clutter", "positive": "frame", "K": 4096, "m": 0.99, "T": 0.1, "lr": 0.015, "head": "linear",
+                "head_bn": False, "opt": "sgd", "batch_neg": False, "mask_own": False, "small_stem": False, "wd": 5e-4}
+
+
+def _at(curve, step):
+    got = [v for s, v in curve if s == step]
+    return f"{got[0]:.3f}" if got else "—"
+
+
+def reference_rows() -> list[str]:
+    rows = []
+    for line in (RESULTS / "reference_moco.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        a = r["args"]
+        change = ", ".join(f"{k}={a[k]}" for k, v in REF_DEFAULTS.items() if k not in ("style", "positive") and a.get(k, v) != v)
+        last = r["diagnostics"][-1]
+        rows.append(f"| {a['style']} | {a['positive']} | {change or 'colab settings'} | {a['steps']} | "
+                    f"{_at(r['knn_curve'], 0)} | {_at(r['knn_curve'], 1000)} | {_at(r['knn_curve'], 2000)} | "
+                    f"{r['knn_curve'][-1][1]:.3f} | {last['loss'] - math.log(a['K'] + 1):+.2f} | {last['spread']:.2f} |")
+    return ["| style | positive | change from the colab's settings | steps | kNN 0 | kNN 1000 | kNN 2000 | kNN end "
+            "| loss − log(K+1), end | query spread, end |", "|---|---|---|---|---|---|---|---|---|---|"] + rows
+
+
+def kit_rows(prefixes=("B1_", "O", "C")) -> list[str]:
+    rows = []
+    for line in (RESULTS / "learning_probes.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        if not r["probe"].startswith(prefixes) or r["probe"].startswith("P_"):
+            continue
+        ov = dict(o.split("=", 1) for o in r["overrides"])
+        k = int(ov.get("model.queue_size", 1024))
+        online = ov.get("method.key_encoder") == "online"
+        last = r["diagnostics"][str(r["knn_curve"][-1][0])] if r["diagnostics"] else {}
+        extra = 128 * ((ov.get("method.batch_negatives") == "true") + (ov.get("method.query_negatives") == "true"))
+        base = math.log(2 * 128 - 1) if online else math.log(k + extra + 1)  # the chance value of its logits
+        loss = f"{last['loss'] - base:+.2f}" if "loss" in last else "—"
+        spread = f"{last['query_std']:.2f}" if "query_std" in last else "—"
+        rows.append(f"| {r['probe']} | {' '.join(o for o in r['overrides'] if not o.startswith(('train.knn_every', 'train.checkpoint_every')))} | "
+                    f"{_at(r['knn_curve'], 0)} | {_at(r['knn_curve'], 1000)} | {_at(r['knn_curve'], 2000)} | "
+                    f"{r['knn_curve'][-1][1]:.3f} | {loss} | {spread} |")
+    return ["| probe | overrides of configs/quickstart.yaml | kNN 0 | kNN 1000 | kNN 2000 | kNN end | loss − uniform, end "
+            "| query_std, end |", "|---|---|---|---|---|---|---|---|"] + rows
+
+
+if __name__ == "__main__":
+    print("### reference_moco.py\n")
+    print("\n".join(reference_rows()))
+    print("\n### cckit train\n")
+    print("\n".join(kit_rows()))
