@@ -234,17 +234,22 @@ def test_non_finite_loss_names_step_and_term_and_keeps_last_checkpoint(tiny_over
 def test_non_finite_weights_are_never_saved(tiny_overrides, tmp_path, monkeypatch):
     """The update of step 4 overflows (loss still finite): the checkpoint of step 4 is refused,
     naming the step and the tensor; the checkpoint of step 2 stays the newest."""
-    real = cckit.train.update_momentum
-    calls = []
+    real_update, real_enqueue = cckit.train.update_momentum, cckit.train.enqueue
+    encoders, calls = [], []
 
-    def overflowing(online, momentum, m):
-        real(online, momentum, m)
+    def remembering(online, momentum, m):
+        real_update(online, momentum, m)
+        encoders.append(momentum)
+
+    def overflowing(*args):  # the last enqueue of step 4: after its loss, before its checkpoint
+        real_enqueue(*args)
         calls.append(1)
-        if len(calls) == 4:
+        if len(calls) == 8:
             with torch.no_grad():
-                next(momentum.parameters()).fill_(float("inf"))
+                next(encoders[-1].parameters()).fill_(float("inf"))
 
-    monkeypatch.setattr(cckit.train, "update_momentum", overflowing)
+    monkeypatch.setattr(cckit.train, "update_momentum", remembering)
+    monkeypatch.setattr(cckit.train, "enqueue", overflowing)
     cfg = load_config(None, tiny_overrides + ["train.max_steps=6", "train.checkpoint_every=2"])
     with pytest.raises(TrainingError, match=r"^step 4: non-finite weights after the update \(encoder_m\.backbone\.conv1\.weight\)"):
         train(cfg, progress=False)
