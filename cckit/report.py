@@ -62,7 +62,30 @@ def write_report(run_dir: str | Path, summary: dict) -> Path:
         "The cycle-consistency rate is the fraction of queries whose soft nearest neighbour (drawn from",
         "other videos) ranks the query's own-video positive first among the cycle-queue candidates.",
         "",
+        *diagnostics_lines(rows),
         "Files: `config.yaml` (resolved config), `metrics.jsonl` (one line per step), `checkpoints/last.pt`, "
         "`summary.json`.",
     ]
     return atomic_write(run_dir / "report.md", "\n".join(lines) + "\n")
+
+
+def diagnostics_lines(rows: list[dict]) -> list[str]:
+    """Markdown lines of the cycle diagnostics (``diag_*``) at the first and last kNN readings."""
+    have = [r for r in rows if "diag_rank_cycle" in r]
+    if not have:
+        return []
+    first, last = have[0], have[-1]
+    items = [("effective rank of the backbone features", "diag_rank_backbone", None),
+             ("effective rank of z (intra head, of 128)", "diag_rank_intra", None),
+             ("effective rank of c (cycle head, of 128)", "diag_rank_cycle", None),
+             ("share of the soft neighbour's weight on the query's class, c", "diag_purity_cycle", "diag_purity_chance"),
+             ("the same with z", "diag_purity_intra", "diag_purity_chance"),
+             ("cycle rate (back to the query's own video at rank 1)", "diag_cycle_rate", "diag_cycle_rate_chance"),
+             ("back-ranking returns to the query's own video", "diag_own_video_return", None),
+             ("support entropy, nats", "diag_support_entropy", "diag_support_entropy_max")]
+    lines = ["## Cycle diagnostics (test frames; half of the test videos as the support bank)", "",
+             f"| | step {first['step']} | step {last['step']} | reference |", "|---|---|---|---|"]
+    for label, key, ref in items:
+        ref_text = f"{last[ref]:.3f} ({'chance' if 'chance' in ref else 'log M'})" if ref else ""
+        lines.append(f"| {label} | {first[key]:.3f} | {last[key]:.3f} | {ref_text} |")
+    return lines + [""]

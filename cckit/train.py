@@ -243,7 +243,9 @@ def train(cfg: Config, *, progress: bool = True) -> dict:
     knn_last = None
     if monitor is not None and step == 0:  # the random-init point of the curve
         knn_last = monitor(model.encoder.backbone)
-        metrics.write({"step": 0, "epoch": 0, "knn_top1": knn_last})
+        metrics.write({"step": 0, "epoch": 0, "knn_top1": knn_last,
+                       **monitor.diagnostics(model, support_size=cfg.method.support_size,
+                                             nn_temperature=cfg.method.nn_temperature or cfg.method.temperature)})
     try:
         with StopSignals() as stop:
             sampler = RunBatches(len(dataset), t.batch_size, t.seed, step, total,
@@ -271,6 +273,8 @@ def train(cfg: Config, *, progress: bool = True) -> dict:
                               replaced_samples=int(batch[4].sum()) if len(batch) > 4 else 0)
                 if monitor is not None and (step % t.knn_every == 0 or step == total):
                     values["knn_top1"] = knn_last = monitor(model.encoder.backbone)
+                    values.update(monitor.diagnostics(model, support_size=cfg.method.support_size,
+                                                      nn_temperature=cfg.method.nn_temperature or cfg.method.temperature))
                 if main:
                     metrics.write(values)
                     bar.update(1)

@@ -41,3 +41,18 @@ def test_the_knn_panel_shows_the_curve_the_floors_and_the_final_eval():
                          ("random init, BN on data 0.170", 0.17), ("chance 0.100", 0.1)):
         np.testing.assert_allclose(lines[label].get_ydata(), [value, value])
     np.testing.assert_allclose(lines["trained, final eval 0.610"].get_ydata(), [0.61])
+
+
+def test_report_lists_the_cycle_diagnostics_at_the_first_and_last_reading(tmp_path):
+    rows = _rows()
+    keys = ("rank_backbone", "rank_intra", "rank_cycle", "purity_cycle", "purity_intra", "purity_chance", "cycle_rate",
+            "cycle_rate_chance", "own_video_return", "support_entropy", "support_entropy_max")
+    for r in rows:
+        if "knn_top1" in r:
+            r.update({f"diag_{k}": (i + 1) * 0.1 + r["step"] for i, k in enumerate(keys)})
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = write_report(tmp_path, SUMMARY).read_text()
+    assert "| | step 0 | step 20 | reference |" in text
+    assert "| effective rank of c (cycle head, of 128) | 0.300 | 20.300 |  |" in text
+    assert "| cycle rate (back to the query's own video at rank 1) | 0.700 | 20.700 | 20.800 (chance) |" in text
+    assert "| support entropy, nats | 1.000 | 21.000 | 21.100 (log M) |" in text

@@ -18,11 +18,13 @@ from ..utils import autocast
 from .knn import knn_accuracy
 
 
-def stack_frames(dataset, limit: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images (N, 3, S, S) and labels (N,) of the first ``limit`` items (0: all) of an EvalFrames set."""
+def stack_frames(dataset, limit: int = 0, *, with_videos: bool = False) -> tuple[torch.Tensor, ...]:
+    """Images (N, 3, S, S) and labels (N,) of the first ``limit`` items (0: all) of an EvalFrames set
+    (and their video ids (N,) with ``with_videos``)."""
     n = len(dataset) if limit <= 0 else min(limit, len(dataset))
     items = [dataset[i] for i in range(n)]
-    return torch.stack([it[0] for it in items]), torch.tensor([int(it[1]) for it in items])
+    out = torch.stack([it[0] for it in items]), torch.tensor([int(it[1]) for it in items])
+    return (*out, torch.tensor([int(it[2]) for it in items])) if with_videos else out
 
 
 @torch.no_grad()
@@ -75,7 +77,7 @@ class KnnMonitor:
     def __init__(self, memory_set, query_set, *, k: int = 20, temperature: float = 0.07, max_queries: int = 0,
                  batch_size: int = 512):
         self.memory, self.memory_labels = stack_frames(memory_set)
-        self.queries, self.query_labels = stack_frames(query_set, max_queries)
+        self.queries, self.query_labels, self.query_videos = stack_frames(query_set, max_queries, with_videos=True)
         if (self.memory_labels < 0).any() or (self.query_labels < 0).any():
             raise ValueError("train.knn_every: the kNN monitor needs class labels on every train and test "
                              "video (set train.knn_every=0 for unlabelled data)")
@@ -87,3 +89,13 @@ class KnnMonitor:
         queries = backbone_features(backbone, self.queries, batch_size=self.batch_size, dtype=dtype)
         return knn_accuracy(memory, self.memory_labels, queries, self.query_labels, k=self.k,
                             temperature=self.temperature, num_classes=self.num_classes)["top1"]
+
+    def diagnostics(self, model: nn.Module, *, support_size: int, nn_temperature: float) -> dict[str, float]:
+        """:func:`cckit.diagnostics.cycle_diagnostics` of ``model`` on the test frames, keys prefixed
+        ``diag_`` (half of the test videos form the support bank; no random numbers are drawn from
+        the global generators, so a monitored run trains exactly as an unmonitored one)."""
+        from ..diagnostics import cycle_diagnostics
+
+        out = cycle_diagnostics(model, self.queries, self.query_labels, self.query_videos, support_size=support_size,
+                                nn_temperature=nn_temperature, batch_size=self.batch_size)  # M capped by the bank
+        return {f"diag_{k}": v for k, v in out.items()}
