@@ -112,3 +112,19 @@ def first_batch(cfg: Config, *, epoch: int = 0) -> tuple:
     clips = TrainClips(load_splits(cfg.data)["train"], cfg.data, seed=cfg.train.seed)
     batch = next(iter(EpochBatches(len(clips), cfg.train.batch_size, cfg.train.seed, epoch)))
     return clips.views([(epoch, i) for i in batch])
+
+
+def diagnostics_table(cfg: Config, dataset: EvalFrames, *, device: torch.device | str | None = None) -> dict:
+    """:func:`cckit.diagnostics.cycle_diagnostics` of ``cfg``'s trained run and of a random-init model
+    on the frames of ``dataset`` (support bank: half of its videos): ``{"trained": {...}, "random init": {...}}``."""
+    from .diagnostics import cycle_diagnostics
+    from .eval.monitor import stack_frames
+
+    device = get_device(cfg.train.device) if device is None else device
+    frames, labels, videos = stack_frames(dataset, with_videos=True)
+    trained, _ = load_model(ensure_checkpoint(cfg), device)
+    models = {"trained": trained, "random init": random_model(cfg, cfg.train.seed).to(device)}
+    t_nn = cfg.method.nn_temperature or cfg.method.temperature
+    return {name: cycle_diagnostics(model, frames, labels, videos, support_size=cfg.method.support_size,
+                                    nn_temperature=t_nn, batch_size=cfg.eval.batch_size)
+            for name, model in models.items()}

@@ -73,6 +73,25 @@ from cckit.viz import cycle_consistency
  for name, b in banks.items()}
 
 # %% [markdown]
+# ## Cycle diagnostics: the trained model against random init
+#
+# On the test videos' frames, half of the videos forming the support bank (`cckit.diagnostics`, the
+# same numbers the trainer logs as `diag_*` with each kNN reading):
+# **effective rank** of the backbone features, of `z` and of `c` (how many directions the frames
+# spread over, of 128 for the heads); **purity**, the share of the soft neighbour's weight `w` that
+# falls on frames of the query's class (chance: the class share of the bank); the **cycle rate**,
+# the soft neighbour ranking another frame of the query's video first among all frames of other
+# videos, beside its chance value; how often that back-ranking lands in the query's **own video**;
+# and the **support entropy** beside its maximum `log M`. A cycle head squeezed into a few directions
+# shows as a low rank of `c` next to a higher rank of `z`.
+
+# %%
+from cckit.session import diagnostics_table
+
+table = diagnostics_table(cfg, eval_frames(cfg, "test"))
+{key: {name: round(values[key], 3) for name, values in table.items()} for key in table["trained"]}
+
+# %% [markdown]
 # ## The browser
 # Move the slider over query frames, switch checkpoint/method, and change `T_nn` and the support size:
 # the match, the weights and the cycle-consistency rate of the whole bank are recomputed live.
