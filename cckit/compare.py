@@ -208,6 +208,39 @@ def summarize(entries: list[dict]) -> dict:
     return out
 
 
+PAIRED_KEYS = ("knn_top1", "linear_top1", "video_knn_top1", "video_linear_top1", "track_precision", "track_auc")
+
+
+def paired_difference(entries: list[dict], method: str, baseline: str, key: str, *, level: float = 0.95) -> dict | None:
+    """``method - baseline`` on ``key`` over the seeds both have (paired: same seed, same data order,
+    same initialisation): mean, sample std, n and the two-sided Student-t interval at ``level``
+    (None with fewer than two pairs)."""
+    from scipy import stats
+
+    a = {e["seed"]: e[key] for e in entries if e["method"] == method and isinstance(e.get(key), (int, float))}
+    b = {e["seed"]: e[key] for e in entries if e["method"] == baseline and isinstance(e.get(key), (int, float))}
+    seeds = sorted(set(a) & set(b))
+    if len(seeds) < 2:
+        return None
+    d = np.array([a[s] - b[s] for s in seeds], dtype=np.float64)
+    mean, sd = float(d.mean()), float(d.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + level / 2, len(d) - 1) * sd / np.sqrt(len(d)))
+    return {"mean": mean, "std": sd, "n": len(d), "low": mean - half, "high": mean + half, "seeds": seeds}
+
+
+def paired_table(results: dict, method: str = "cycle_contrast", baseline: str = "intra_video") -> str:
+    """Markdown table of ``method - baseline`` per protocol, points, with 95 % paired-t intervals."""
+    rows = []
+    for key in PAIRED_KEYS:
+        d = paired_difference(results["entries"], method, baseline, key)
+        if d is not None:
+            rows.append(f"| {key} | {d['n']} | {100 * d['mean']:+.2f} | [{100 * d['low']:+.2f}, {100 * d['high']:+.2f}] |")
+    if not rows:
+        return ""
+    return "\n".join([f"| {method} − {baseline} | paired seeds | mean (points) | 95 % CI (paired t) |",
+                      "|---|---|---|---|", *rows]) + "\n"
+
+
 def _cell(stats: dict, key: str, scale: float = 100.0, digits: int = 1) -> str:
     if key not in stats:
         return "—"
@@ -234,7 +267,8 @@ def markdown_table(results: dict) -> str:
             lines.append(f"| {m} | {_cell(s, 'final_intra_top1')} | {_cell(s, 'final_cycle_rate')} | "
                          f"{_cell(s, 'final_support_entropy', 1.0, 2)} | {_cell(s, 'nn_same_class')} | "
                          f"{_cell(s, 'cycle_back_video')} | {_cell(s, 'cycle_back_class')} |")
-    return "\n".join(lines) + "\n"
+    paired = paired_table(results)
+    return "\n".join(lines) + "\n" + ("\n" + paired if paired else "")
 
 
 def write_outputs(results: dict, out_dir: str | Path, name: str = "compare_methods") -> None:

@@ -73,3 +73,20 @@ def test_compare_runs_every_method_and_floor_then_resumes_without_retraining(tin
     other = load_config(None, tiny_overrides + ["train.max_steps=3"])
     with pytest.raises(ConfigError, match="another config"):
         compare_methods(other, methods=("moco_v2",), seeds=(0,), out_dir=out, runs_root=runs)
+
+
+def test_paired_difference_is_the_paired_t_interval_by_hand():
+    from cckit.compare import paired_difference, paired_table
+
+    entries = [{"method": "cycle_contrast", "seed": s, "knn_top1": v} for s, v in enumerate([0.62, 0.60, 0.65, 0.61])]
+    entries += [{"method": "intra_video", "seed": s, "knn_top1": v} for s, v in enumerate([0.60, 0.61, 0.62, 0.60])]
+    entries += [{"method": "intra_video", "seed": 9, "knn_top1": 0.0}]  # unpaired: left out
+    d = paired_difference(entries, "cycle_contrast", "intra_video", "knn_top1")
+    diffs = [0.02, -0.01, 0.03, 0.01]  # mean 0.0125, sample sd 0.0170783, t(0.975, 3) = 3.1824463
+    assert d["n"] == 4 and d["seeds"] == [0, 1, 2, 3]
+    assert d["mean"] == pytest.approx(sum(diffs) / 4)
+    assert d["std"] == pytest.approx(0.017078251, rel=1e-6)
+    half = 3.182446305 * 0.017078251 / 2
+    assert (d["low"], d["high"]) == (pytest.approx(0.0125 - half, rel=1e-6), pytest.approx(0.0125 + half, rel=1e-6))
+    assert "| knn_top1 | 4 | +1.25 | [-1.47, +3.97] |" in paired_table({"entries": entries})
+    assert paired_difference(entries[:1] + entries[4:5], "cycle_contrast", "intra_video", "knn_top1") is None
