@@ -38,7 +38,7 @@ def reference_rows() -> list[str]:
             "| loss − log(K+1), end | query spread, end |", "|---|---|---|---|---|---|---|---|---|---|"] + rows
 
 
-def kit_rows(prefixes=("B1_", "O", "C")) -> list[str]:
+def kit_rows(prefixes=("B1_", "O", "C")) -> list[str]:  # the bisect probes, not the presets
     rows = []
     for line in (RESULTS / "learning_probes.jsonl").read_text().splitlines():
         r = json.loads(line)
@@ -59,7 +59,26 @@ def kit_rows(prefixes=("B1_", "O", "C")) -> list[str]:
             "| query_std, end |", "|---|---|---|---|---|---|---|---|"] + rows
 
 
+def preset_rows() -> list[str]:
+    """The kNN curves of ``configs/paper_cpu.yaml`` runs (``preset_*`` records) and their floors."""
+    rows, steps = [], None
+    for line in (RESULTS / "learning_probes.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        if not r["probe"].startswith("preset_"):
+            continue
+        steps = steps or [s for s, _ in r["knn_curve"]][::2]
+        s = r["summary"]
+        rows.append(f"| `{r['command']}` | " + " | ".join(_at(r["knn_curve"], k) for k in steps)
+                    + f" | {s['highest_floor']:.3f} | **{s['above_highest_floor']:+.3f}** | {r['train_seconds']:.0f} |")
+    if not rows:
+        return []
+    return ["| run | " + " | ".join(f"kNN {k}" for k in steps) + " | highest floor | trained − floor | training s |",
+            "|---|" + "---|" * (len(steps) + 3)] + rows
+
+
 if __name__ == "__main__":
+    print("### configs/paper_cpu.yaml\n")
+    print("\n".join(preset_rows()))
     print("### reference_moco.py\n")
     print("\n".join(reference_rows()))
     print("\n### cckit train\n")
