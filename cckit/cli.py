@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = add("compare", cmd_compare, "train every method over seeds, evaluate all protocols, write a table",
             config_required=True)
     c.add_argument("--methods", default=",".join(METHODS),
-                   help="comma-separated methods (default: all four)")
+                   help="comma-separated methods (default: all four; add supervised for the ceiling: the same backbone and budget trained with the labels)")
     c.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2)")
     c.add_argument("--out", default="benchmarks/results", help="folder of compare_methods.{json,md} and the plot")
     c.add_argument("--runs", default="runs/compare", help="folder of the training runs (<method>_s<seed>)")

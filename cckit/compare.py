@@ -33,7 +33,8 @@ from .model import random_backbone
 
 log = logging.getLogger(__name__)
 
-METHOD_ORDER = tuple(METHODS)  # the registry order: from the image baseline to the full method
+SUPERVISED = "supervised"  # the ceiling row: the same backbone and budget trained with the labels
+METHOD_ORDER = (*METHODS, SUPERVISED)  # the registry order, from the image baseline to the full method, then the ceiling
 FLOORS = ("random_init", "pixels", "static_box")
 DIAGNOSTICS = ("intra_top1", "cycle_rate", "support_entropy", "loss")
 
@@ -121,7 +122,7 @@ def _save(path: Path, results: dict) -> None:
     atomic_write(path, json.dumps(results, indent=1) + "\n")
 
 
-def compare_methods(cfg: Config, *, methods=METHOD_ORDER, seeds=(0, 1, 2), out_dir: str | Path = "benchmarks/results",
+def compare_methods(cfg: Config, *, methods=tuple(METHODS), seeds=(0, 1, 2), out_dir: str | Path = "benchmarks/results",
                     runs_root: str | Path = "runs/compare", name: str = "compare_methods", progress: bool = False) -> dict:
     """Train and evaluate every (method, seed) not yet in ``<out_dir>/<name>.json``; rewrite the
     JSON, ``<name>.md`` (mean ± std table) and ``<name>_tracking.png`` after every entry.
@@ -130,6 +131,7 @@ def compare_methods(cfg: Config, *, methods=METHOD_ORDER, seeds=(0, 1, 2), out_d
     Returns the results dict (``comparison_key``, ``config``, ``entries``, ``summary``).
     """
     from .data.index import load_splits
+    from .supervised import train_supervised
     from .train import train
 
     key = comparison_key(cfg)
@@ -162,11 +164,14 @@ def compare_methods(cfg: Config, *, methods=METHOD_ORDER, seeds=(0, 1, 2), out_d
         for method in methods:
             if (method, seed) in done:
                 continue
-            run_cfg = replace(cfg, run_dir=str(runs_root / f"{method}_s{seed}"), resume="auto",
-                              method={"name": method}, train={"seed": seed})
+            if method == SUPERVISED:  # the ceiling: the same budget with the labels (cckit.supervised)
+                run_cfg = replace(cfg, run_dir=str(runs_root / f"{method}_s{seed}"), train={"seed": seed})
+            else:
+                run_cfg = replace(cfg, run_dir=str(runs_root / f"{method}_s{seed}"), resume="auto",
+                                  method={"name": method}, train={"seed": seed})
             tic = time.perf_counter()
             log.info("training %s seed %d into %s", method, seed, run_cfg.run_dir)
-            result = train(run_cfg, progress=progress)
+            result = train_supervised(run_cfg) if method == SUPERVISED else train(run_cfg, progress=progress)
             fresh = result["train_steps_this_run"] == result["steps"]
             diag = training_diagnostics(Path(run_cfg.run_dir) / "metrics.jsonl", cfg.train.batch_size)
             ckpt = result["checkpoint"]

@@ -50,16 +50,19 @@ def test_compare_runs_every_method_and_floor_then_resumes_without_retraining(tin
     cfg = load_config(None, tiny_overrides + ["train.max_steps=2", "eval.track_max_videos=2",
                                               "eval.linear_weight_decay=[0.01]", "eval.linear_max_iter=50"])
     out, runs = tmp_path / "results", tmp_path / "runs"
-    res = compare_methods(cfg, methods=("moco_v2", "cycle_contrast"), seeds=(0,), out_dir=out, runs_root=runs)
+    res = compare_methods(cfg, methods=("moco_v2", "cycle_contrast", "supervised"), seeds=(0,), out_dir=out, runs_root=runs)
     got = [(e["method"], e["seed"]) for e in res["entries"]]
     # trained methods before the floors of their seed, so a run cut short keeps the methods
-    assert got == [("static_box", 0), ("moco_v2", 0), ("cycle_contrast", 0), ("random_init", 0), ("pixels", 0)]
+    assert got == [("static_box", 0), ("moco_v2", 0), ("cycle_contrast", 0), ("supervised", 0), ("random_init", 0),
+                   ("pixels", 0)]
     cc = res["entries"][2]
     for key in ("knn_top1", "linear_top1", "video_knn_top1", "video_linear_top1", "track_precision", "track_auc",
                 "train_seconds", "final_cycle_rate", "final_support_entropy", "cycle_back_video"):
         assert isinstance(cc[key], float), key
     assert cc["steps"] == 2 and "final_cycle_rate" not in res["entries"][1]  # moco_v2 has no cycle
-    assert "track_precision" not in res["entries"][4] and "knn_top1" not in res["entries"][0]
+    assert "track_precision" not in res["entries"][5] and "knn_top1" not in res["entries"][0]
+    ceiling = res["entries"][3]  # the supervised ceiling: the same budget, evaluated the same way
+    assert ceiling["steps"] == 2 and isinstance(ceiling["knn_top1"], float) and isinstance(ceiling["track_auc"], float)
     assert json.loads((out / "compare_methods.json").read_text())["entries"] == res["entries"]
     table = (out / "compare_methods.md").read_text()
     assert table.count("\n| cycle_contrast |") == 2 and (out / "compare_methods_tracking.png").is_file()
