@@ -27,6 +27,8 @@ DATA_ROOT = "../data/digits_fast" if FAST else "../data/digits_clutter"
 RUN_DIR = "../runs/notebooks_fast" if FAST else "../runs/quickstart"
 # more key=value overrides, e.g. ["train.max_steps=200"] or ["data.source=videos"]
 OVERRIDES = []
+# a stored method comparison (cckit compare); its tables are shown at the end, nothing is trained
+COMPARISON = "../benchmarks/results/compare_quickstart/compare_methods.json"
 
 # %% [markdown]
 # # 05 · Evaluate: kNN, linear probe, per-class accuracy
@@ -105,6 +107,26 @@ from cckit.eval import evaluate
 
 metrics = evaluate(checkpoint, cfg, ("knn",), floors=True)  # trained (no suffix) and the floors (_random_init, _random_init_bn, _pixels)
 {name: round(value, 3) for name, value in metrics.items() if "top1" in name or name in ("chance", "highest_floor")}
+
+# %% [markdown]
+# ## The method comparison, with paired confidence intervals
+#
+# A stored `cckit compare` run (`COMPARISON`; nothing is trained here): every method over the same
+# seeds, each seed with the same data order and initialisation for every method. The first table
+# is mean ± std over seeds. The last one is cycle_contrast − intra_video seed by seed, with a 95 %
+# Student-t interval: a difference whose interval spans 0 is not resolved by these seeds.
+# Regenerate or extend it (a `supervised` row trains the ceiling, the same budget with the labels):
+# `cckit compare configs/quickstart.yaml --seeds 0,1,2,3,4 --methods intra_video,cycle_contrast,supervised`.
+
+# %%
+import json
+from pathlib import Path
+
+from IPython.display import Markdown
+
+from cckit.compare import markdown_table
+
+Markdown(markdown_table(json.loads(Path(COMPARISON).read_text())))
 
 # %% [markdown]
 # ## Your own videos or an official checkpoint
