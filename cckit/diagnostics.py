@@ -85,7 +85,7 @@ def cycle_diagnostics(model, frames: torch.Tensor, labels: torch.Tensor, videos:
     for start in range(0, len(frames), batch_size):
         x = frames[start:start + batch_size].to(device)
         h = model.encoder.backbone(x)
-        z, c = model.encoder(x)
+        z, c = model.encoder.embed(h)  # one backbone pass for the features and both heads
         hs.append(h.float().cpu()), zs.append(z.float().cpu()), cs.append(c.float().cpu())
     model.train(was_training)
     h, z, c = torch.cat(hs), torch.cat(zs), torch.cat(cs)

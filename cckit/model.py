@@ -16,6 +16,7 @@ from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from .config import ModelConfig
 from .distributed import encode_keys_shuffled
+from .losses import _full
 
 
 class SplitBatchNorm2d(nn.BatchNorm2d):
@@ -130,15 +131,13 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, 3, H, W) -> (z (N, D), c (N, D)), both L2-normalised, in float32 under autocast."""
-        h = self.backbone(x)  # N x d
+        return self.embed(self.backbone(x))
+
+    def embed(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pooled features (N, d) -> (z, c) through the heads (half precision promoted to float32)."""
         z = F.normalize(_full(self.head_intra(h)), dim=1)
         c = z if self.head_cycle is None else F.normalize(_full(self.head_cycle(h)), dim=1)
         return z, c
-
-
-def _full(x: torch.Tensor) -> torch.Tensor:
-    """Half-precision embeddings are promoted to float32 (queues and losses); float64 stays float64."""
-    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 class CycleContrastModel(nn.Module):

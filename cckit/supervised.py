@@ -30,21 +30,11 @@ from .schedule import cosine_schedule
 from .utils import get_device, seed_everything
 
 
-def _optimizer(params: list[nn.Parameter], cfg: Config) -> torch.optim.Optimizer:
-    """The trainer's optimiser: weight decay on weights, not on biases and norms."""
-    decay = [p for p in params if p.ndim > 1]
-    no_decay = [p for p in params if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": cfg.train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    if cfg.train.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.train.lr, momentum=cfg.train.momentum)
-    return torch.optim.AdamW(groups, lr=cfg.train.lr)
-
-
 def train_supervised(cfg: Config, *, progress: bool = False) -> dict:
     """Train the supervised ceiling of ``cfg`` into ``cfg.run_dir``; returns a summary dict
     (``checkpoint``, ``steps``, ``train_seconds``, ``device``, ``final``). Labels come from the
     training videos' records; an unlabelled video raises :class:`TrainingError` naming it."""
-    from .train import _knn_monitor  # the trainer's monitor: the same frames and the same curve
+    from .train import _knn_monitor, optimizer_for  # the trainer's monitor and optimiser
 
     t = cfg.train
     run_dir = Path(cfg.run_dir)
@@ -68,7 +58,7 @@ def train_supervised(cfg: Config, *, progress: bool = False) -> dict:
     net, dim = build_backbone(cfg.model.arch, small_stem=cfg.model.small_stem, bn_splits=1, width=cfg.model.width)
     classifier = nn.Linear(dim, num_classes)
     net, classifier = net.to(device).train(), classifier.to(device).train()
-    optimizer = _optimizer([*net.parameters(), *classifier.parameters()], cfg)
+    optimizer = optimizer_for([*net.parameters(), *classifier.parameters()], cfg)
     lrs = cosine_schedule(t.lr, t.min_lr, total, t.warmup_steps)
     augment = BatchAugment(cfg.data)
     monitor = _knn_monitor(splits, cfg) if t.knn_every > 0 else None

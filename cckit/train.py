@@ -31,8 +31,13 @@ log = logging.getLogger(__name__)
 
 def build_optimizer(model: CycleContrastModel, cfg: Config) -> torch.optim.Optimizer:
     """SGD (paper) or AdamW over the online encoder; biases and norms get no weight decay."""
+    return optimizer_for(model.encoder.parameters(), cfg)
+
+
+def optimizer_for(params, cfg: Config) -> torch.optim.Optimizer:
+    """``train.optimizer`` over ``params``: weight decay on weights, none on biases and norms."""
     decay, no_decay = [], []
-    for name, p in model.encoder.named_parameters():
+    for p in params:
         (no_decay if p.ndim <= 1 else decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if cfg.train.optimizer == "sgd":
@@ -241,11 +246,11 @@ def train(cfg: Config, *, progress: bool = True) -> dict:
     model.train()
     metrics = MetricsLog(run_dir, resume_step=step) if main else None
     knn_last = None
+    cycle_settings = {"support_size": cfg.method.support_size,  # of the diagnostics logged with each kNN reading
+                      "nn_temperature": cfg.method.nn_temperature or cfg.method.temperature}
     if monitor is not None and step == 0:  # the random-init point of the curve
         knn_last = monitor(model.encoder.backbone)
-        metrics.write({"step": 0, "epoch": 0, "knn_top1": knn_last,
-                       **monitor.diagnostics(model, support_size=cfg.method.support_size,
-                                             nn_temperature=cfg.method.nn_temperature or cfg.method.temperature)})
+        metrics.write({"step": 0, "epoch": 0, "knn_top1": knn_last, **monitor.diagnostics(model, **cycle_settings)})
     try:
         with StopSignals() as stop:
             sampler = RunBatches(len(dataset), t.batch_size, t.seed, step, total,
@@ -273,8 +278,7 @@ def train(cfg: Config, *, progress: bool = True) -> dict:
                               replaced_samples=int(batch[4].sum()) if len(batch) > 4 else 0)
                 if monitor is not None and (step % t.knn_every == 0 or step == total):
                     values["knn_top1"] = knn_last = monitor(model.encoder.backbone)
-                    values.update(monitor.diagnostics(model, support_size=cfg.method.support_size,
-                                                      nn_temperature=cfg.method.nn_temperature or cfg.method.temperature))
+                    values.update(monitor.diagnostics(model, **cycle_settings))
                 if main:
                     metrics.write(values)
                     bar.update(1)
