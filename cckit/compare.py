@@ -39,6 +39,10 @@ FLOORS = ("random_init", "pixels", "static_box")
 DIAGNOSTICS = ("intra_top1", "cycle_rate", "support_entropy", "loss")
 
 
+# Config fields added after comparisons were stored, left out of the key at their default value.
+_ADDED_LATER = {("method", "cycle_steps"): [0, 0]}
+
+
 def comparison_key(cfg: Config) -> str:
     """Identity of what a comparison measures: the config less run_dir, resume, method name, seed
     and settings that change speed but not results (threads, workers, logging, eval batch, cache,
@@ -49,6 +53,9 @@ def comparison_key(cfg: Config) -> str:
                          ("eval", "cache_dir")):
         values[section].pop(key, None)
     values.pop("run_dir"), values.pop("resume")
+    for (section, key), default in _ADDED_LATER.items():  # keeps comparisons stored before them valid
+        if values[section].get(key) == default:
+            values[section].pop(key)
     return cache_key(json.dumps(values, sort_keys=True))
 
 

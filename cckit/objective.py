@@ -188,10 +188,16 @@ def cycle_term(emb: Embeddings, queues: Queues, cfg: MethodConfig,
     return loss, stats
 
 
+def cycle_weight_at(cfg: MethodConfig, step: int) -> float:
+    """λ at ``step``: ``cfg.cycle_weight`` inside ``cfg.cycle_steps`` = [start, stop), else 0."""
+    start, stop = cfg.cycle_steps
+    return cfg.cycle_weight if start <= step and (stop == 0 or step < stop) else 0.0
+
+
 def compute_objective(emb: Embeddings, queues: Queues, cfg: MethodConfig,
-                      generator: torch.Generator) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Total loss ``intra + λ · cycle`` (the cycle term only for methods that have it) and detached
-    diagnostics for one batch.
+                      generator: torch.Generator, step: int = 0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Total loss ``intra + λ · cycle`` (the cycle term only for methods that have it; λ from
+    :func:`cycle_weight_at` for ``step``) and detached diagnostics for one batch.
 
     Returns:
         loss: scalar with grad.
@@ -202,7 +208,7 @@ def compute_objective(emb: Embeddings, queues: Queues, cfg: MethodConfig,
     loss, stats = intra(emb, queues, cfg)
     if get_method(cfg.name).cycle:
         loss_cycle, cycle_stats = cycle_term(emb, queues, cfg, generator)
-        loss = loss + cfg.cycle_weight * loss_cycle
+        loss = loss + cycle_weight_at(cfg, step) * loss_cycle
         stats.update(cycle_stats)
     stats["loss"] = loss.detach()
     return loss, stats

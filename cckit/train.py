@@ -102,7 +102,7 @@ def train_step(model: CycleContrastModel, optimizer: torch.optim.Optimizer, batc
     mark("forward_momentum")
 
     # 3. losses
-    loss, stats = compute_objective(emb, Queues.of(model), cfg.method, step_generator(cfg.train.seed, step))
+    loss, stats = compute_objective(emb, Queues.of(model), cfg.method, step_generator(cfg.train.seed, step), step)
     values = {k: float(v) for k, v in stats.items()}
     for name, value in values.items():
         if name.startswith("loss") and not math.isfinite(value):

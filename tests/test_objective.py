@@ -138,3 +138,25 @@ def test_online_keys_put_gradient_on_both_views(tiny_overrides):
             assert float(p.grad.abs().sum()) > 0
         else:
             assert p.grad is None or float(p.grad.abs().sum()) == 0.0
+
+
+@pytest.mark.parametrize("steps, on", [((0, 0), [1, 1, 1, 1]), ((2, 0), [0, 0, 1, 1]), ((0, 2), [1, 1, 0, 0]),
+                                       ((1, 3), [0, 1, 1, 0])])
+def test_cycle_steps_add_the_cycle_term_only_inside_start_stop(steps, on):
+    cfg = load_config(None, TINY + ["method.name=cycle_contrast", "method.cycle_weight=0.5",
+                                    f"method.cycle_steps=[{steps[0]},{steps[1]}]"]).method
+    intra_only = load_config(None, TINY + ["method.name=intra_video"]).method
+    qz, qc, ids = unit(64, 8, seed=5), unit(64, 8, seed=6), torch.arange(64) % 8
+    for step in range(4):
+        emb = embeddings()
+        loss, stats = compute_objective(emb, Queues(qz, ids, qc, ids), cfg, step_generator(0, step), step)
+        intra, _ = compute_objective(emb, Queues(qz, ids, qc, ids), intra_only, step_generator(0, step), step)
+        cycle = stats["loss_cycle"]
+        assert cycle > 0.1  # logged on every step, added only inside [start, stop)
+        torch.testing.assert_close(loss, intra + 0.5 * on[step] * cycle)
+
+
+def test_cycle_steps_are_checked():
+    from cckit.errors import ConfigError
+    with pytest.raises(ConfigError, match="method.cycle_steps"):
+        load_config(None, TINY + ["method.cycle_steps=[5,3]"])
