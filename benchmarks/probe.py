@@ -2,13 +2,16 @@
 
     python benchmarks/probe.py NAME [key=value ...]       # appends to benchmarks/results/learning_probes.jsonl
     python benchmarks/probe.py NAME --detach-second [key=value ...]
+    python benchmarks/probe.py NAME --log=benchmarks/results/regime_paper_cpu.jsonl configs/paper_cpu.yaml [key=value ...]
 
 ``--detach-second`` (a bisect step, not a library option): with ``method.key_encoder=online``, the
 second view's embedding enters NT-Xent without gradient, so the only change from the online
 variant is the stop-gradient that momentum keys have.
 
 The base is configs/quickstart.yaml; the overrides are the probe. The row holds the command, the
-kNN curve (step -> top-1), the loss / intra_top1 / query_std at each kNN reading and the img/s.
+kNN curve (step -> top-1), the loss / intra_top1 / query_std / cycle stats and the cycle diagnostics
+(``diag_*``: effective ranks, neighbour purity, cycle rate, own-video return) at each kNN reading,
+and the img/s.
 """
 from __future__ import annotations
 
@@ -23,6 +26,8 @@ from cckit.train import train
 
 def main() -> None:
     name, overrides = sys.argv[1], sys.argv[2:]
+    log = next((o.split("=", 1)[1] for o in overrides if o.startswith("--log=")), "benchmarks/results/learning_probes.jsonl")
+    overrides = [o for o in overrides if not o.startswith("--log=")]
     if "--detach-second" in overrides:
         overrides = [o for o in overrides if o != "--detach-second"]
         import cckit.objective as objective
@@ -45,13 +50,15 @@ def main() -> None:
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     curve = [[r["step"], round(r["knn_top1"], 4)] for r in rows if "knn_top1" in r]
     at = {r["step"]: r for r in rows}
-    diag = {s: {k: round(at[s][k], 4) for k in ("loss", "intra_top1", "query_std", "cycle_rate") if k in at[s]}
+    keys = ("loss", "loss_intra", "loss_cycle", "intra_top1", "query_std", "cycle_rate", "support_entropy")
+    diag = {s: {k: round(v, 4) for k, v in at[s].items() if k in keys or k.startswith("diag_")}
             for s, _ in curve if s in at}
     speed = [r["images_per_s"] for r in rows if "images_per_s" in r][5:]
-    row = {"probe": name, "config": config, "overrides": sys.argv[2:], "knn_curve": curve, "diagnostics": diag,
+    given = [o for o in sys.argv[2:] if not o.startswith("--log=")]
+    row = {"probe": name, "config": config, "overrides": given, "knn_curve": curve, "diagnostics": diag,
            "images_per_s_median": round(sorted(speed)[len(speed) // 2], 1) if speed else None,
            "seconds": round(time.perf_counter() - tic, 1), "steps": result["steps"]}
-    out = Path("benchmarks/results/learning_probes.jsonl")
+    out = Path(log)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "a") as f:
         f.write(json.dumps(row) + "\n")
