@@ -75,6 +75,22 @@ def training_diagnostics(metrics_path: str | Path, batch_size: int, tail: float 
     return out
 
 
+def knn_curve_stats(metrics_path: str | Path, *, tail: float = 0.2, tolerance: float = 0.01) -> dict:
+    """The kNN monitor's curve of a run and where it flattens.
+
+    Returns ``knn_curve`` ([step, top-1] per reading), ``knn_tail_gain`` (top-1 at the end minus at
+    the first reading in the last ``tail`` of the steps) and ``knn_flat_step`` (the first reading
+    within ``tolerance`` of the end); ``{}`` for a run without kNN readings.
+    """
+    curve = [[r["step"], r["knn_top1"]] for r in read_metrics(metrics_path) if "knn_top1" in r]
+    if len(curve) < 2:
+        return {}
+    end_step, end = curve[-1]
+    at_tail = next(v for s, v in curve if s >= (1 - tail) * end_step)
+    flat = next(s for s, v in curve if v >= end - tolerance)
+    return {"knn_curve": curve, "knn_tail_gain": end - at_tail, "knn_flat_step": flat}
+
+
 def cycle_diagnostics(features: torch.Tensor, video_ids: torch.Tensor, labels: torch.Tensor) -> dict:
     """Cross-video cycles on frozen features (the quantity CycleContrast trains, measured on frames).
 
@@ -150,6 +166,10 @@ def compare_methods(cfg: Config, *, methods=tuple(METHODS), seeds=(0, 1, 2), out
     results["runs_root"] = str(runs_root)
     results["config"] = to_dict(cfg)
     done = {(e["method"], e["seed"]) for e in results["entries"]}
+    for e in results["entries"]:  # entries stored before the curves were kept: read them from their runs
+        metrics = runs_root / f"{e['method']}_s{e['seed']}" / "metrics.jsonl"
+        if "knn_curve" not in e and "steps" in e and metrics.is_file():
+            e.update(knn_curve_stats(metrics))
     splits = load_splits(cfg.data)
     data = {"splits": splits, "sets": eval_frame_sets(splits, cfg), "sequences": tracking_sequences(splits, cfg)}
     floor_cfg = replace(cfg, run_dir=str(runs_root / "floors"))
@@ -187,6 +207,7 @@ def compare_methods(cfg: Config, *, methods=tuple(METHODS), seeds=(0, 1, 2), out
                      "train_seconds": result["train_seconds"] if fresh else diag.get("step_seconds_total"),
                      "train_seconds_is_step_sum": not fresh,
                      **{k: v for k, v in diag.items() if k.startswith("final_")}}
+            entry.update(knn_curve_stats(Path(run_cfg.run_dir) / "metrics.jsonl"))
             entry.update(_entry_metrics(net, run_cfg, data, weights_id=file_fingerprint(ckpt)))
             entry["wall_seconds"] = round(time.perf_counter() - tic, 1)
             record(entry)
@@ -203,6 +224,7 @@ def compare_methods(cfg: Config, *, methods=tuple(METHODS), seeds=(0, 1, 2), out
 SUMMARY_KEYS = ("knn_top1", "linear_top1", "video_knn_top1", "video_linear_top1", "track_precision", "track_auc",
                 "train_seconds", "final_intra_top1", "final_cycle_rate", "final_support_entropy",
                 "nn_same_class", "cycle_back_video", "cycle_back_class")
+PLATEAU_KEYS = ("knn_tail_gain", "knn_flat_step")
 
 
 def summarize(entries: list[dict]) -> dict:
@@ -211,7 +233,7 @@ def summarize(entries: list[dict]) -> dict:
     for method in dict.fromkeys(e["method"] for e in entries):
         rows = [e for e in entries if e["method"] == method]
         stats = {}
-        for key in SUMMARY_KEYS:
+        for key in SUMMARY_KEYS + PLATEAU_KEYS:
             values = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
             if values:
                 stats[key] = {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
@@ -279,6 +301,11 @@ def markdown_table(results: dict) -> str:
             lines.append(f"| {m} | {_cell(s, 'final_intra_top1')} | {_cell(s, 'final_cycle_rate')} | "
                          f"{_cell(s, 'final_support_entropy', 1.0, 2)} | {_cell(s, 'nn_same_class')} | "
                          f"{_cell(s, 'cycle_back_video')} | {_cell(s, 'cycle_back_class')} |")
+    if any("knn_tail_gain" in summary[m] for m in order):
+        lines += ["", "| method | kNN gain over the last fifth of the steps (points) | first reading within 1 point "
+                  "of the end (step) |", "|---|---|---|"]
+        lines += [f"| {m} | {_cell(summary[m], 'knn_tail_gain')} | {_cell(summary[m], 'knn_flat_step', 1.0, 0)} |"
+                  for m in order if "knn_tail_gain" in summary[m]]
     paired = paired_table(results)
     return "\n".join(lines) + "\n" + ("\n" + paired if paired else "")
 

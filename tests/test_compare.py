@@ -93,3 +93,18 @@ def test_paired_difference_is_the_paired_t_interval_by_hand():
     assert (d["low"], d["high"]) == (pytest.approx(0.0125 - half, rel=1e-6), pytest.approx(0.0125 + half, rel=1e-6))
     assert "| knn_top1 | 4 | +1.25 | [-1.47, +3.97] |" in paired_table({"entries": entries})
     assert paired_difference(entries[:1] + entries[4:5], "cycle_contrast", "intra_video", "knn_top1") is None
+
+
+def test_knn_curve_stats_tail_gain_and_flat_step(tmp_path):
+    from cckit.compare import knn_curve_stats
+    curve = [(0, 0.2), (250, 0.5), (500, 0.7), (750, 0.74), (1000, 0.76), (1250, 0.765)]
+    rows = [{"step": s, "loss": 1.0} for s in range(1, 1251, 50)] + [{"step": s, "knn_top1": v} for s, v in curve]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = knn_curve_stats(tmp_path / "metrics.jsonl")
+    assert out["knn_curve"] == [list(c) for c in curve]
+    # the last fifth starts at step 1000 (0.8 * 1250); within 0.01 of 0.765 first at step 1000
+    assert out["knn_tail_gain"] == pytest.approx(0.005) and out["knn_flat_step"] == 1000
+    (tmp_path / "none.jsonl").write_text(json.dumps({"step": 1, "loss": 1.0}) + "\n")
+    assert knn_curve_stats(tmp_path / "none.jsonl") == {}  # a run without the kNN monitor
+    table = markdown_table({"entries": [{"method": "intra_video", "seed": s, "knn_top1": 0.7, **out} for s in (0, 1)]})
+    assert "| intra_video | 0.5 ± 0.0 | 1000 ± 0 |" in table
