@@ -75,7 +75,7 @@ training_curves_figure(cfg.run_dir)
 # %%
 from cckit.eval import evaluate
 
-metrics = evaluate(checkpoint, cfg, ("knn",), floors=True)  # trained (no suffix) and the floors (_random_init, _random_init_bn, _pixels)
+metrics = evaluate(checkpoint, cfg, ("knn",), floors=True, progress=True)  # trained (no suffix) and the floors (_random_init, _random_init_bn, _pixels)
 {name: round(value, 3) for name, value in metrics.items() if "top1" in name or name in ("chance", "highest_floor")}
 
 # %% [markdown]
