@@ -151,7 +151,9 @@ from cckit.config import replace
 from cckit.train import train
 
 result = train(replace(cfg, resume="none" if FRESH else "auto"))
-{key: result[key] for key in ("steps", "train_steps_this_run", "train_seconds", "device")}
+print(f"{result['steps']} steps on {result['device']}: "
+      + (f"{result['train_steps_this_run']} trained by this call in {result['train_seconds']:.0f} s"
+         if result["train_steps_this_run"] else "a finished run in RUN_DIR was reused, nothing trained now"))
 
 # %% [markdown]
 # The last panel is the kNN monitor (`train.knn_every`): weighted-kNN top-1 of test frames against train frames during training; its step-0 point is the random initialisation, so the curve shows where training leaves it.

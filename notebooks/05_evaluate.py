@@ -69,7 +69,7 @@ from cckit.eval.linear import linear_probe
 probe = linear_probe(train_bank.features, train_bank.labels, test_bank.features, test_bank.labels,
                      weight_decays=cfg.eval.linear_weight_decay, groups=train_bank.video_ids,
                      max_iter=cfg.eval.linear_max_iter)
-{key: probe[key] for key in ("top1", "top5", "train_top1", "weight_decay")}
+{**{key: round(probe[key], 3) for key in ("top1", "top5", "train_top1")}, "weight_decay": probe["weight_decay"]}
 
 # %% [markdown]
 # ## Per-class accuracy: kNN against the linear probe
@@ -105,7 +105,7 @@ retrieval_grid_figure(test_bank, train_bank, range(0, len(test_bank), max(1, len
 # %%
 from cckit.eval import evaluate
 
-metrics = evaluate(checkpoint, cfg, ("knn",), floors=True)  # trained (no suffix) and the floors (_random_init, _random_init_bn, _pixels)
+metrics = evaluate(checkpoint, cfg, ("knn",), floors=True, progress=True)  # trained (no suffix) and the floors (_random_init, _random_init_bn, _pixels)
 {name: round(value, 3) for name, value in metrics.items() if "top1" in name or name in ("chance", "highest_floor")}
 
 # %% [markdown]
