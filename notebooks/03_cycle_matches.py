@@ -99,7 +99,8 @@ table = diagnostics_table(cfg, eval_frames(cfg, "test"))
 # %%
 from cckit.viz import CycleBrowser
 
-browser = CycleBrowser(banks, support_size=cfg.method.support_size, nn_temperature=cfg.method.temperature)
+# opens on the figure above: the same query, support size and T_nn
+browser = CycleBrowser(banks, query=QUERY, support_size=cfg.method.support_size, nn_temperature=cfg.method.temperature)
 browser
 
 # %% [markdown]

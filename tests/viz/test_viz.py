@@ -273,3 +273,14 @@ def test_umap_map_of_two_separated_classes():
     ca, cb = xy[:30].mean(0), xy[30:].mean(0)
     spread = max(np.linalg.norm(xy[:30] - ca, axis=1).max(), np.linalg.norm(xy[30:] - cb, axis=1).max())
     assert np.linalg.norm(ca - cb) > spread  # the two classes land apart
+
+
+def test_cycle_browser_opens_on_the_callers_query_and_support_size():
+    banks = {"a": random_bank(seed=0, name="a")}
+    # 12 is not among the choices: it is added, so the widget shows what cycle_match(…, 12) shows
+    browser = CycleBrowser(banks, support_sizes=(8, 16), temperatures=(0.5,), nn_temperature=0.07, support_size=12,
+                           query=7)
+    assert browser.support.value == 12 and browser.temperature.value == 0.07 and browser.match.query == 7
+    ref = cycle_match(banks["a"], 7, support_size=12, nn_temperature=0.07)
+    assert torch.equal(browser.match.support, ref.support) and browser.match.own_video_rank == ref.own_video_rank
+    assert [v for _, v in browser.support.options] == [8, 12, 16, 40]
