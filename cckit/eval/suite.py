@@ -23,7 +23,8 @@ from tqdm.auto import tqdm
 
 from ..checkpoint import load_backbone
 from ..config import Config
-from ..data.dataset import EvalFrames, FrameStore
+from ..data.dataset import EvalFrames
+from ..data.frame_store import FrameStore
 from ..data.index import load_splits
 from ..model import random_backbone
 from ..utils import get_device
@@ -73,7 +74,7 @@ def eval_frame_sets(splits: dict, cfg: Config) -> tuple[EvalFrames, EvalFrames]:
         if not records:
             raise ValueError(f"no '{name}' videos to evaluate on")
         sets.append(EvalFrames(records, cfg.eval.frames_per_video, cfg.data.crop_size,
-                               frames=FrameStore(records, cache=True)))
+                               frames=FrameStore(records, in_memory=True)))
     return sets[0], sets[1]
 
 
