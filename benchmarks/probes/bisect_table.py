@@ -1,7 +1,7 @@
 """The bisect tables of benchmarks/README.md ("The paper's recipe at CPU scale"), printed as markdown
 from the probe records, so they can be regenerated and checked:
 
-    python benchmarks/bisect_table.py
+    python benchmarks/probes/bisect_table.py
 
 Reads ``results/reference_moco.jsonl`` (runs of ``reference_moco.py``) and
 ``results/learning_probes.jsonl`` (``cckit train`` probes). For each run: kNN top-1 at steps 0,
@@ -14,7 +14,7 @@ import json
 import math
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
+RESULTS = Path(__file__).resolve().parents[1] / "results"  # benchmarks/results
 REF_DEFAULTS = {"style": "clutter", "positive": "frame", "K": 4096, "m": 0.99, "T": 0.1, "lr": 0.015, "head": "linear",
                 "head_bn": False, "opt": "sgd", "batch_neg": False, "mask_own": False, "small_stem": False, "wd": 5e-4}
 
