@@ -76,6 +76,12 @@ def test_throughput(run, quick, key_encoder, augment):
     assert out["cycle_vs_moco_images_per_s"] > 0
 
 
+def test_knn_speed(run):
+    out = json.loads(run("benchmarks/knn_speed.py", "--memory", 3000, "--queries", 300, "--repeats", 1, "--json"))
+    assert out["memory"] == 3000 and out["cckit_s"] > 0 and out["sklearn_s"] > 0
+    assert out["predictions_differ"] == 0  # the same neighbours and votes as scikit-learn
+
+
 def test_loop_speed(run, quick, tmp_path):
     run("benchmarks/loop_speed.py", "--steps", 2, "--rounds", 1, "--out", tmp_path / "loop_speed.json", *quick)
     out = json.loads((tmp_path / "loop_speed.json").read_text())
