@@ -56,7 +56,7 @@ class FrameStore:
         extracted = ExtractedFrames(extracted_frames) if extracted_frames else None
         self.extracted = [extracted.find(r.path) if extracted and not r.frames else None for r in records]
         self.errors: dict[int, str] = {}
-        self.in_memory = None  # per video: its (num_frames, H, W, 3) frames (views into `block` when one)
+        self.loaded = None  # in memory: per video, its (num_frames, H, W, 3) frames (views into `block` when one)
         # all frames in memory in one (frames, H, 3, W) array when they share one size: each row of
         # pixels stored channel by channel, the layout BatchAugment's first product reads in place
         self.block, self.offsets = None, None
@@ -80,13 +80,13 @@ class FrameStore:
         video's (T, H, W, 3) frames are a view of it."""
         sizes = {(r.height, r.width) for r in self.records}
         if len(sizes) != 1 or 0 in next(iter(sizes)) or not self.records:
-            self.in_memory = [self._load_all(i, on_error) for i in range(len(self.records))]
+            self.loaded = [self._load_all(i, on_error) for i in range(len(self.records))]
             return
         (height, width), = sizes
         counts = np.array([r.num_frames for r in self.records], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
         block = np.zeros((int(counts.sum()), height, 3, width), dtype=np.uint8)
-        self.in_memory = []
+        self.loaded = []
         for i, (start, count) in enumerate(zip(offsets, counts)):
             frames = self._load_all(i, on_error)
             if frames is not None and frames.shape[1:3] != (height, width):  # the index's size was off
@@ -97,7 +97,7 @@ class FrameStore:
                 self.errors[i], frames = message, None
             if frames is not None:
                 block[start:start + count] = frames.transpose(0, 1, 3, 2)
-            self.in_memory.append(None if frames is None else block[start:start + count].transpose(0, 1, 3, 2))
+            self.loaded.append(None if frames is None else block[start:start + count].transpose(0, 1, 3, 2))
         self.block, self.offsets = block, offsets
 
     def take(self, videos: np.ndarray, frame_indices: np.ndarray) -> np.ndarray | None:
@@ -146,8 +146,8 @@ class FrameStore:
         """
         if i in self.errors:
             raise DataError(self.errors[i])
-        if self.in_memory is not None:
-            return self.in_memory[i][frame_indices]
+        if self.loaded is not None:
+            return self.loaded[i][frame_indices]
         return self._read(i, frame_indices)
 
 

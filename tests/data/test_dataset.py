@@ -38,7 +38,7 @@ def test_items_are_pure_and_identical_with_or_without_frames_in_memory(videos):
     records = _records(videos)
     cached = TrainClips(records, _cfg(videos, frames_in_memory=True), seed=3)
     streamed = TrainClips(records, _cfg(videos, frames_in_memory=False), seed=3)
-    assert cached.frames.in_memory is not None and streamed.frames.in_memory is None
+    assert cached.frames.loaded is not None and streamed.frames.loaded is None
     for item in (5, (2, 7), (0, 0)):
         a, b, again = cached[item], streamed[item], cached[item]
         assert len(a) == 5 and a[4] is False and a[3] == records[item[1] if isinstance(item, tuple) else item].video_id
@@ -83,7 +83,7 @@ def test_frames_of_several_sizes_are_cached_per_video_and_resized_in_the_batch(t
     write_video(root / "a" / "v1.mp4", 4, size=48, seed=1, gop=3)
     records = _records(root)
     clips = TrainClips(records, _cfg(root, frames_in_memory=True, augment="batch", size=32), seed=0)
-    assert clips.frames.block is None and len(clips.frames.in_memory) == 2  # no one block for two sizes
+    assert clips.frames.block is None and len(clips.frames.loaded) == 2  # no one block for two sizes
     frames = clips.batch([0, 1])[0]
     assert frames.shape == (2, 2, 3, 32, 32)
     big = [r.num_frames for r in records].index(4)

@@ -80,7 +80,7 @@ def test_a_video_whose_frames_are_not_the_indexed_size_is_named_or_skipped(tmp_p
 def test_cache_limit_falls_back_to_reading_on_demand(videos):
     records = _records(videos)
     store = FrameStore(records, in_memory=True, cache_limit_gb=1e-6)
-    assert store.in_memory is None and store.memory_bytes() == sum(r.num_frames for r in records) * 32 * 32 * 3
+    assert store.loaded is None and store.memory_bytes() == sum(r.num_frames for r in records) * 32 * 32 * 3
     np.testing.assert_array_equal(store.get(7, [6, 1]), FrameStore(records, in_memory=True).get(7, [6, 1]))
 
 
@@ -88,8 +88,8 @@ def test_from_config_reads_the_data_keys(videos, tmp_path):
     records = _records(videos)
     index = str(tmp_path / "index")
     store = FrameStore.from_config(records, _cfg(videos, frames_in_memory=False, seek_index_cache=index))
-    assert store.in_memory is None and store.seek_index_cache == index
+    assert store.loaded is None and store.seek_index_cache == index
     np.testing.assert_array_equal(store.get(7, [6, 1]), FrameStore(records, in_memory=True).get(7, [6, 1]))
-    assert FrameStore.from_config(records, _cfg(videos, cache_limit_gb=1e-6)).in_memory is None
+    assert FrameStore.from_config(records, _cfg(videos, cache_limit_gb=1e-6)).loaded is None
     with pytest.raises(DataError, match=r"missing: frame cache folder does not exist \(data\.extracted_frames"):
         FrameStore.from_config(records, _cfg(videos, extracted_frames=str(tmp_path / "missing")))
