@@ -219,3 +219,16 @@ def test_other_images(run, tmp_path):
     assert [v["split"] for v in manifest["videos"]] == ["train"] * 4 + ["test"] * 2
     assert len(manifest["meta"]["classes"]) == 10
     assert all((tmp_path / "shapes" / v["path"]).is_file() for v in manifest["videos"])
+
+
+def test_readme_tables_match_the_records(run):
+    # the README's measured tables are generated from benchmarks/results/: a stale table fails here
+    assert "generated tables match the records" in run("benchmarks/readme_tables.py", "--check")
+
+
+def test_readme_tables_check_catches_a_stale_table(run, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text((REPO / "README.md").read_text().replace("| quickstart (`make demo`) |", "| quickstart (old) |"))
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks/readme_tables.py"), "--check", "--readme", str(readme)],
+                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)
+    assert proc.returncode == 1 and "differ" in proc.stderr
