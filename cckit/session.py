@@ -63,6 +63,9 @@ def ensure_checkpoint(cfg: Config, *, progress: bool = True) -> Path:
                                                                           cfg.train.batch_size)
         if int(load_checkpoint(path)["step"]) >= total:
             return path
+    if progress:
+        print(f"training {cfg.method.name} into {cfg.run_dir} ({cfg.train.max_steps or cfg.train.epochs} "
+              f"{'steps' if cfg.train.max_steps else 'epochs'}; a partial run there is resumed)", flush=True)
     return Path(train(replace(cfg, resume="auto"), progress=progress)["checkpoint"])
 
 

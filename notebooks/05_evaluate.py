@@ -35,6 +35,9 @@ COMPARISON = "../benchmarks/results/compare_quickstart/compare_methods.json"
 #
 # Frozen backbone features of evenly spaced frames: training videos are the memory (and the probe's
 # training set), test videos (disjoint digit instances) the queries.
+#
+# **Cost** (2-core CPU): about a minute after `make demo` (nothing is trained; the comparison at the
+# end is read from disk). `CCKIT_FAST=1`: under a minute.
 
 # %%
 from cckit.session import notebook_config

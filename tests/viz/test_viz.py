@@ -222,6 +222,14 @@ def test_knn_explorer_accuracy_is_the_weighted_knn():
     assert torch.equal(explorer.predictions, pred1) and "k = 1" in explorer.summary.value
 
 
+def test_floor_lines_of_an_evaluation():
+    from cckit.viz import floor_lines
+    metrics = {"knn20_top1": 0.6, "knn20_top1_pixels": 0.31, "knn20_top1_random_init": 0.21,
+               "knn20_top1_random_init_bn": 0.17, "knn200_top1_pixels": 0.3, "chance": 0.13}
+    assert floor_lines(metrics, 20) == {"raw pixels": 0.31, "random init": 0.21, "random init, BN on data": 0.17,
+                                        "chance": 0.13}
+
+
 def test_training_curves_plot_the_logged_values(tmp_path):
     rows = [{"step": s, "loss": 5.0 - s / 10, "loss_intra": 4.0, "intra_top1": s / 20, "lr": 0.1 / s} for s in range(1, 11)]
     knn = [{"step": 0, "knn_top1": 0.2}, {"step": 5, "knn_top1": 0.3}, {"step": 10, "knn_top1": 0.45}]
@@ -229,14 +237,15 @@ def test_training_curves_plot_the_logged_values(tmp_path):
     lines = [json.dumps(knn[0])] + [json.dumps(r) for r in rows]  # the monitor's step-0 row comes first
     (tmp_path / "metrics.jsonl").write_text("".join(line + "\n" for line in lines) + '{"step": 11, "lo')
     fig = training_curves_figure(tmp_path, smoothing=1)
-    loss_ax, top1_ax, cycle_ax, lr_ax, knn_ax = fig.axes
+    loss_ax, top1_ax, cycle_ax, lr_ax, knn_ax, notes_ax = fig.axes
+    assert "random vectors" in notes_ax.texts[0].get_text()  # why the first cycle-rate readings are high
     np.testing.assert_allclose(knn_ax.lines[0].get_xdata(), [0, 5, 10])
     np.testing.assert_allclose(knn_ax.lines[0].get_ydata(), [r["knn_top1"] for r in knn])
     np.testing.assert_allclose(loss_ax.lines[0].get_ydata(), [r["loss"] for r in rows])
     np.testing.assert_allclose(top1_ax.lines[0].get_xdata(), range(1, 11))
     np.testing.assert_allclose(lr_ax.lines[0].get_ydata(), [r["lr"] for r in rows])
     assert not cycle_ax.lines and "not logged" in cycle_ax.texts[0].get_text()  # intra_video logs no cycle rate
-    assert all(ax.get_xlabel() == "step" and ax.get_ylabel() for ax in fig.axes)
+    assert all(ax.get_xlabel() == "step" and ax.get_ylabel() for ax in fig.axes[:5])
     two = training_curves_figure({"a": rows, "b": rows[:5]}, smoothing=1)
     assert len(two.axes[3].lines) == 2
 
