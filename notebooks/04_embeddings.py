@@ -67,8 +67,12 @@ by_class = compare_embeddings_figure(banks, color_by="class", method=MAP)
 by_class
 
 # %% [markdown]
-# ## The same maps coloured by video
-# A tight cluster per video colour means the features mostly encode the video (background, colours).
+# ## Do the features encode the video?
+# The same maps with six videos highlighted (of different classes) over all the others in grey: a
+# video whose frames sit together is one the features recognise as a video (its hue, its digit
+# instance), not only as a class. Each title gives the **video spread** of the features themselves:
+# the mean cosine distance between two frames of one video over that between frames of different
+# videos (1: videos not told apart; near 0: each video's frames coincide).
 
 # %%
 compare_embeddings_figure(banks, color_by="video", method=MAP, thumbnails=0, coords=by_class.cckit_coords)

@@ -272,6 +272,21 @@ def test_embedding_maps_and_fallbacks():
                                fig.cckit_coords["x"].mean(0), atol=1e-5)
 
 
+def test_by_video_highlights_a_few_videos_of_distinct_classes_and_gives_the_video_spread():
+    from cckit.diagnostics import video_spread
+    from cckit.viz.embedding import bank_groups
+    bank = random_bank(videos=10, frames=4, classes=5)
+    groups, names, legend = bank_groups(bank, "video", highlight=6)
+    picked = [int(bank.video_ids[groups == i][0]) for i in range(6)]
+    assert len(set(picked)) == 6 and (groups == -1).sum() == 4 * 4 and legend == "6 of 10 videos"
+    assert len({int(bank.labels[bank.video_ids == v][0]) for v in picked[:5]}) == 5  # one per class first
+    assert names[0] == f"video {picked[0]} · class c{int(bank.labels[bank.video_ids == picked[0]][0])}"
+    fig = compare_embeddings_figure({"x": bank}, color_by="video", method="pca", thumbnails=0)
+    ax = fig.axes[0]
+    assert f"video spread {video_spread(bank.features, bank.video_ids):.2f}" in ax.get_title()
+    assert len(ax.collections) == 7 and len(ax.get_legend().get_texts()) == 6  # grey background + 6 videos
+
+
 @pytest.mark.slow
 def test_umap_map_of_two_separated_classes():
     g = torch.Generator().manual_seed(0)
