@@ -28,7 +28,7 @@ RUN_DIR = "../runs/notebooks_fast" if FAST else "../runs/quickstart"
 # more key=value overrides, e.g. ["train.max_steps=200"] or ["data.source=videos"]
 OVERRIDES = []
 # a stored method comparison (cckit compare); its tables are shown at the end, nothing is trained
-COMPARISON = "../benchmarks/results/compare_quickstart/compare_methods.json"
+COMPARISON = "../benchmarks/results/compare_paper_cpu/compare_methods.json"
 
 # %% [markdown]
 # # 05 · Evaluate: kNN, linear probe, per-class accuracy
@@ -114,12 +114,15 @@ metrics = evaluate(checkpoint, cfg, ("knn",), floors=True, progress=True)  # tra
 # %% [markdown]
 # ## The method comparison, with paired confidence intervals
 #
-# A stored `cckit compare` run (`COMPARISON`; nothing is trained here): every method over the same
-# seeds, each seed with the same data order and initialisation for every method. The first table
-# is mean ± std over seeds. The last one is cycle_contrast − intra_video seed by seed, with a 95 %
-# Student-t interval: a difference whose interval spans 0 is not resolved by these seeds.
-# Regenerate or extend it (a `supervised` row trains the ceiling, the same budget with the labels):
-# `cckit compare configs/quickstart.yaml --seeds 0,1,2,3,4 --methods intra_video,cycle_contrast,supervised`.
+# A stored `cckit compare` run of the paper's recipe at CPU scale (`COMPARISON`; nothing is trained
+# here): every method over the same seeds, each seed with the same data order and initialisation for
+# every method, from the floors (random init, raw pixels) to the ceiling (`supervised`: the same
+# backbone and budget trained with the labels). The first table is mean ± std over seeds; then the
+# training diagnostics; then where each kNN curve flattens; the last one is cycle_contrast −
+# intra_video seed by seed, with a 95 % Student-t interval: a difference whose interval spans 0 is
+# not resolved by these seeds. Regenerate or extend it (about 7 minutes per run on a 2-core CPU):
+# `cckit compare configs/paper_cpu.yaml --seeds 0,1,2,3,4 --methods intra_video,cycle_contrast,supervised
+# --out benchmarks/results/compare_paper_cpu --runs runs/compare_paper_cpu`.
 
 # %%
 import json
