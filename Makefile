@@ -16,7 +16,7 @@ ARGS ?=
 # the kernel's language_info, which JupyterLab fills in on save
 NB_STRIP_KEYS := metadata.language_info
 
-.PHONY: demo demo-paper test install clean-venv browser-deps notebooks git-filter
+.PHONY: demo demo-paper test install clean-venv browser-deps notebooks git-filter browser-check
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ test: $(STAMP)
 notebooks: $(STAMP)
 	$(VENV)/bin/jupytext --sync notebooks/0*.ipynb
 	$(VENV)/bin/nbstripout --extra-keys "$(NB_STRIP_KEYS)" notebooks/0*.ipynb
+
+# after make demo: the six notebooks in full mode in JupyterLab in headless Chromium, as a user runs
+# them (in place, saved); screenshots and run times in runs/browser_check/
+browser-check: $(STAMP)
+	CCKIT_BROWSER_FULL=1 CCKIT_BROWSER_OUT=runs/browser_check $(PY) -m pytest -q -s tests/viz/test_browser.py -k every_notebook $(ARGS)
 
 clean-venv:
 	rm -rf $(VENV)
