@@ -247,7 +247,7 @@ def test_every_notebook_runs_in_jupyterlab(tmp_path, notebook_dirs):
     else:
         root, timeout = tmp_path / "served", 600
         values = {"COMPARE": [], "COMPARISON": str(ROOT / "benchmarks/results/compare_paper_cpu/compare_methods.json"),
-                  "PAPER_RUN_DIR": str(notebook_dirs / "paper_run")}
+                  "PAPER_RUN_DIR": str(notebook_dirs / "paper_run"), "PAPER_CONFIG": str(ROOT / "configs/paper_cpu.yaml")}
         for path in NOTEBOOKS:
             text = path.with_suffix(".py").read_text()
             served_copy(path, root, {**fast_values(notebook_dirs), **{k: v for k, v in values.items() if f"\n{k} = " in text}})
@@ -261,6 +261,8 @@ def test_every_notebook_runs_in_jupyterlab(tmp_path, notebook_dirs):
             driver.set_page_load_timeout(60)
             for name in names:
                 driver.get(f"{lab['base']}/lab/tree/{name}?token={lab['token']}")
+                current = NOTEBOOK_JS + f"return !!w && !!w.context && w.context.path.endsWith({json.dumps(name)});"
+                _wait(driver, current, 120, f"{name} to be the current tab")
                 _wait(driver, KERNEL_IDLE, 120, f"{name} to open with an idle kernel")
                 tic = time.monotonic()
                 driver.execute_script("window.jupyterapp.commands.execute('notebook:run-all-cells');")
