@@ -10,7 +10,8 @@ A generated block sits between ``<!-- generated: NAME -->`` and ``<!-- end gener
 - ``demo``: the main jobs' kNN top-1 against their floors, as ranges over the recorded runs
   (``results/demo_runs.jsonl``: one line per run, with its seed and host) and over the seeds of the
   stored comparisons, which train the same presets;
-- ``comparison``: the tables of ``results/compare_paper_cpu/compare_methods.json`` (``cckit compare``).
+- ``comparison``: from ``results/compare_paper_cpu/compare_methods.json`` (``cckit compare``): the
+  metrics table and the paired differences at the end and along the kNN curve.
 
 Results are exact only on the same host, thread count and library versions; across CPUs the float
 arithmetic differs and so do the numbers, which is why the README gives ranges.
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from cckit.compare import markdown_table
+from cckit.compare import markdown_table, paired_curve_table, paired_table
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -100,8 +101,15 @@ def demo_block() -> str:
 
 
 def comparison_block() -> str:
+    """The comparison's metrics table, the paired differences at the end and along the kNN curve
+    (the full set of tables is ``compare_methods.md`` beside the JSON)."""
     path = COMPARISONS["paper_cpu"]
-    return markdown_table(json.loads(path.read_text())) if path.is_file() else ""
+    if not path.is_file():
+        return ""
+    results = json.loads(path.read_text())
+    parts = [markdown_table(results).split("\n\n")[0] + "\n", paired_table(results),
+             paired_curve_table(results, readings=5)]
+    return "\n".join(p for p in parts if p)
 
 
 GENERATORS = {"demo": demo_block, "comparison": comparison_block}
