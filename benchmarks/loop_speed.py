@@ -15,7 +15,7 @@
    per-step split (``data_wait``, ``augment_time``, ``step_time`` of metrics.jsonl) says where
    the rest goes.
 
-Writes benchmarks/results/loop_speed.json.
+Writes benchmarks/results/loop_speed.json (``--out``).
 """
 from __future__ import annotations
 
@@ -80,6 +80,7 @@ def main() -> None:
     p.add_argument("--config", default="configs/quickstart.yaml")
     p.add_argument("--steps", type=int, default=40, help="loop steps per round (train_step alone: half)")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--out", default="benchmarks/results/loop_speed.json", help="where the JSON goes")
     p.add_argument("overrides", nargs="*")
     args = p.parse_args()
     cfg = load_config(args.config, args.overrides)
@@ -133,7 +134,7 @@ def main() -> None:
     out["loop_step_time_share"] = round(out["loop_ms_per_step"]["step_time"] / out["loop_ms_per_step"]["total"], 3)
     out["device"] = str(dev)
     print(json.dumps(out, indent=2))
-    path = Path("benchmarks/results/loop_speed.json")
+    path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2) + "\n")
 

@@ -18,13 +18,13 @@ import resource
 import time
 
 import torch
-from torch.utils.data import DataLoader
 
 from cckit.config import load_config, replace
-from cckit.data.dataset import EpochBatches, TrainClips
+from cckit.data.dataset import TrainClips
 from cckit.data.index import load_splits
+from cckit.methods import get_method
 from cckit.model import CycleContrastModel
-from cckit.train import build_optimizer, train_step
+from cckit.train import build_optimizer, train_step, training_batches
 from cckit.utils import amp_dtype, get_device
 
 # multiply-accumulates of one forward pass at 224 px (torchvision's published GFLOPS are MACs)
@@ -47,22 +47,28 @@ def matmul_rate(device: torch.device, dtype: torch.dtype, n: int = 8192, reps: i
 
 
 def batches(cfg, device, count):
-    """``count`` real training batches (decoded and augmented by the dataset) and the seconds each waited."""
-    splits = load_splits(cfg.data)
-    dataset = TrainClips(splits["train"], cfg.data, seed=0)
-    sampler = EpochBatches(len(dataset), cfg.train.batch_size, 0, 0)
-    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.workers, pin_memory=device.type == "cuda")
-    out, tic = [], time.perf_counter()
-    for batch in loader:
-        out.append((batch, time.perf_counter() - tic))
-        if len(out) == count:
-            break
-        tic = time.perf_counter()
+    """``count`` of the trainer's batches (``cckit.train.training_batches``: frames gathered and
+    augmented as in training) and the seconds each waited for frames and augmentation."""
+    dataset = TrainClips(load_splits(cfg.data)["train"], cfg.data, seed=0)
+    out = []
+    for batch, data_wait, augment_time in training_batches(cfg, dataset, device, total=count):
+        out.append((batch, data_wait + augment_time))
     return out
 
 
-def measure(cfg, method, device, steps, warmup, compile_model, data):
+def synthetic_batches(cfg, method):
+    """One batch of random tensors in the trainer's format (no x_k where the method never reads it)."""
+    n, s = cfg.train.batch_size, cfg.data.crop_size
+    g = torch.Generator().manual_seed(0)
+    views = [torch.randn(n, 3, s, s, generator=g) for _ in range(3)]
+    if not get_method(method).needs_key_view(cfg.method.key_encoder):
+        views[1] = None
+    return [((*views, torch.arange(n), torch.zeros(n, dtype=torch.bool)), 0.0)]
+
+
+def measure(cfg, method, device, steps, warmup, compile_model, synthetic):
     mcfg = replace(cfg, method={"name": method})
+    data = synthetic_batches(mcfg, method) if synthetic else batches(mcfg, device, warmup + steps)
     torch.manual_seed(0)
     model = CycleContrastModel(mcfg.model).to(device)
     if mcfg.train.channels_last:
@@ -103,7 +109,7 @@ def main() -> None:
     p.add_argument("--compile", action="store_true", help="torch.compile the online encoder")
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--synthetic-input", action="store_true", help="random tensors instead of the real loader")
+    p.add_argument("--synthetic-input", action="store_true", help="random tensors instead of the trainer's batches")
     p.add_argument("--json", action="store_true")
     p.add_argument("overrides", nargs="*")
     args = p.parse_args()
@@ -121,17 +127,12 @@ def main() -> None:
     cfg = load_config(args.config, over)
     device = get_device(cfg.train.device)
     n, s = cfg.train.batch_size, cfg.data.crop_size
-    if args.synthetic_input:
-        g = torch.Generator().manual_seed(0)
-        data = [((torch.randn(n, 3, s, s, generator=g), torch.randn(n, 3, s, s, generator=g),
-                  torch.randn(n, 3, s, s, generator=g), torch.arange(n)), 0.0)]
-    else:
-        data = batches(cfg, device, args.warmup + args.steps)
     result = {"device": str(device), "arch": cfg.model.arch, "batch_size": n, "crop_size": s, "amp": cfg.train.amp,
               "channels_last": cfg.train.channels_last, "compile": args.compile, "torch_threads": torch.get_num_threads(),
-              "input": "synthetic" if args.synthetic_input else "loader"}
+              "input": "synthetic" if args.synthetic_input else f"trainer's batches ({cfg.data.augment} augmentation)",
+              "key_encoder": cfg.method.key_encoder}
     for method in ("moco_v2", "cycle_contrast"):
-        result[method] = measure(cfg, method, device, args.steps, args.warmup, args.compile, data)
+        result[method] = measure(cfg, method, device, args.steps, args.warmup, args.compile, args.synthetic_input)
     moco, cyc = result["moco_v2"], result["cycle_contrast"]
     result["cycle_vs_moco_images_per_s"] = cyc["images_per_s"] / moco["images_per_s"]
     # what the cycle loss adds beyond the encoder passes: the extra loss time over the whole step

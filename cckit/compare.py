@@ -275,6 +275,38 @@ def paired_table(results: dict, method: str = "cycle_contrast", baseline: str = 
                       "|---|---|---|---|", *rows]) + "\n"
 
 
+def paired_curve(entries: list[dict], method: str, baseline: str, *, level: float = 0.95) -> list[dict]:
+    """``method - baseline`` kNN top-1 at every monitor reading both curves have, over the paired
+    seeds: ``{"step", "mean", "low", "high", "n"}`` per reading (paired t, as :func:`paired_difference`)."""
+    curves = {(e["method"], e["seed"]): dict(map(tuple, e["knn_curve"])) for e in entries if "knn_curve" in e}
+    seeds = sorted(s for m, s in curves if m == method and (baseline, s) in curves)
+    if len(seeds) < 2:
+        return []
+    steps = sorted(set.intersection(*(set(curves[(m, s)]) for s in seeds for m in (method, baseline))))
+    rows = []
+    for step in steps:
+        points = [{"method": m, "seed": s, "v": curves[(m, s)][step]} for s in seeds for m in (method, baseline)]
+        d = paired_difference(points, method, baseline, "v", level=level)
+        rows.append({"step": step, **{k: d[k] for k in ("mean", "low", "high", "n")}})
+    return rows
+
+
+def paired_curve_table(results: dict, method: str = "cycle_contrast", baseline: str = "intra_video",
+                       readings: int = 7) -> str:
+    """Markdown: ``method - baseline`` kNN top-1 (points, 95 % paired-t interval) at about ``readings``
+    evenly spaced monitor readings, so a difference that opens and closes during training shows."""
+    rows = paired_curve(results["entries"], method, baseline)
+    if not rows:
+        return ""
+    pick = rows[::max(1, round((len(rows) - 1) / (readings - 1)))] if len(rows) > readings else rows
+    if pick[-1] is not rows[-1]:
+        pick.append(rows[-1])
+    return "\n".join([f"| step | {method} − {baseline}, kNN (points) | 95 % CI (paired t, {rows[0]['n']} seeds) |",
+                      "|---|---|---|",
+                      *(f"| {r['step']} | {100 * r['mean']:+.2f} | [{100 * r['low']:+.2f}, {100 * r['high']:+.2f}] |"
+                        for r in pick)]) + "\n"
+
+
 def _cell(stats: dict, key: str, scale: float = 100.0, digits: int = 1) -> str:
     if key not in stats:
         return "—"
@@ -307,7 +339,8 @@ def markdown_table(results: dict) -> str:
         lines += [f"| {m} | {_cell(summary[m], 'knn_tail_gain')} | {_cell(summary[m], 'knn_flat_step', 1.0, 0)} |"
                   for m in order if "knn_tail_gain" in summary[m]]
     paired = paired_table(results)
-    return "\n".join(lines) + "\n" + ("\n" + paired if paired else "")
+    curve = paired_curve_table(results)
+    return "\n".join(lines) + "\n" + ("\n" + paired if paired else "") + ("\n" + curve if curve else "")
 
 
 def write_outputs(results: dict, out_dir: str | Path, name: str = "compare_methods") -> None:

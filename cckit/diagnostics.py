@@ -42,6 +42,20 @@ def neighbour_class_purity(weights: torch.Tensor, support_labels: torch.Tensor, 
     return float((weights * same).sum(1).mean())
 
 
+def video_spread(features: torch.Tensor, video_ids: torch.Tensor) -> float:
+    """Mean cosine distance between two frames of one video over the mean between frames of
+    different videos: 1 when the features do not tell videos apart, near 0 when each video's frames
+    coincide (the features encode the video: its background, colours, digit instance).
+    """
+    f = F.normalize(features.double(), dim=1)
+    distance = 1.0 - f @ f.t()
+    same = video_ids[:, None] == video_ids[None, :]
+    within = same & ~torch.eye(len(f), dtype=torch.bool, device=f.device)
+    if not within.any() or same.all():
+        raise ValueError("video_spread needs two frames of some video and frames of two videos")
+    return float(distance[within].mean() / distance[~same].mean())
+
+
 def cycle_rate_chance(candidates: torch.Tensor | int) -> float:
     """Chance value of the rank-1 cycle rate: the mean of ``1 / c`` over queries with ``c``
     candidates each (the positive plus the unmasked back negatives)."""

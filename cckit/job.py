@@ -17,7 +17,7 @@ def run_main_job(cfg: Config, *, progress: bool = True) -> dict:
     tic = time.perf_counter()
     result = train(cfg, progress=progress)
     eval_tic = time.perf_counter()
-    metrics = evaluate(result["checkpoint"], cfg, ("knn",), floors=True)
+    metrics = evaluate(result["checkpoint"], cfg, ("knn",), floors=True, progress=progress)
     k = cfg.eval.knn_k[0]
     summary = {
         "method": cfg.method.name, "arch": cfg.model.arch, "data": f"{cfg.data.source}:{cfg.data.root}",

@@ -17,10 +17,10 @@ def training_figure(rows: list[dict], summary: dict):
     floors = {label: summary[key] for key, label in FLOORS if summary.get(key) is not None}
     fig = training_curves_figure({summary.get("method", ""): rows}, floors=floors)
     if "knn_top1_trained" in summary and rows:
-        knn = fig.axes[-1]
+        knn = next(ax for ax in fig.axes if ax.get_title() == "kNN monitor (test frames)")
         knn.plot([rows[-1]["step"]], [summary["knn_top1_trained"]], "*", ms=12, color="#d62728",
                  label=f"trained, final eval {summary['knn_top1_trained']:.3f}")
-        knn.legend(fontsize=7, loc="lower right")
+        knn.legend(fontsize=9, loc="lower right")
     return fig
 
 

@@ -12,7 +12,8 @@ import torch
 
 from .checkpoint import load_checkpoint, load_model
 from .config import Config, load_config, replace
-from .data.dataset import EvalFrames, FrameStore, steps_per_epoch
+from .data.dataset import EvalFrames, steps_per_epoch
+from .data.frame_store import FrameStore
 from .data.index import load_splits
 from .data.records import class_names as records_class_names
 from .model import random_model
@@ -62,6 +63,9 @@ def ensure_checkpoint(cfg: Config, *, progress: bool = True) -> Path:
                                                                           cfg.train.batch_size)
         if int(load_checkpoint(path)["step"]) >= total:
             return path
+    if progress:
+        print(f"training {cfg.method.name} into {cfg.run_dir} ({cfg.train.max_steps or cfg.train.epochs} "
+              f"{'steps' if cfg.train.max_steps else 'epochs'}; a partial run there is resumed)", flush=True)
     return Path(train(replace(cfg, resume="auto"), progress=progress)["checkpoint"])
 
 
@@ -76,7 +80,7 @@ def eval_frames(cfg: Config, split: str = "test", *, frames_per_video: int | Non
     """Evenly spaced frames of the videos of one split (decoded once), as the evaluation uses them."""
     records = load_splits(cfg.data)[split][:max_videos]
     return EvalFrames(records, frames_per_video or cfg.eval.frames_per_video, cfg.data.crop_size,
-                      frames=FrameStore(records, cache=True))
+                      frames=FrameStore(records, in_memory=True))
 
 
 def checkpoint_bank(checkpoint: str | Path | None, cfg: Config, dataset: EvalFrames, *, name: str | None = None,

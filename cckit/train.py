@@ -194,6 +194,36 @@ def _build(cfg: Config, device: torch.device, dist_info):
     return model, optimizer, dtype, scaler
 
 
+def training_batches(cfg: Config, dataset: TrainClips, device: torch.device, *, start_step: int = 0,
+                     total: int | None = None, rank: int = 0, world_size: int = 1):
+    """The trainer's batches from ``start_step`` to ``total`` (default: ``cfg``'s run length), each
+    as :func:`train_step` takes it, with the seconds spent waiting for the frames and augmenting.
+
+    Yields ``(batch, data_wait, augment_time)``; ``batch`` is ``(x_q, x_k, x_p, video_ids, replaced)``
+    (``x_k`` None where the method never reads it). With ``data.augment=batch`` the loader gathers
+    uint8 frames and :class:`BatchAugment` makes the views on ``device`` in one call; with
+    ``loader`` the dataset's workers return the views. Benchmarks draw their batches from here too,
+    so a change of batch format reaches them.
+    """
+    t = cfg.train
+    total = total or t.max_steps or t.epochs * steps_per_epoch(len(dataset), t.batch_size)
+    augment = BatchAugment(cfg.data) if cfg.data.augment == "batch" else None
+    # the online variant of the frame methods never reads x_k: its pixels are skipped
+    needs_key = get_method(cfg.method.name).needs_key_view(cfg.method.key_encoder)
+    sampler = RunBatches(len(dataset), t.batch_size, t.seed, start_step, total, rank=rank, world_size=world_size)
+    # each sampler item is a whole batch, gathered by TrainClips.batch in one pass (batch_size=None)
+    loader = DataLoader(Batched(dataset), sampler=sampler, batch_size=None, num_workers=cfg.data.workers,
+                        pin_memory=device.type == "cuda", persistent_workers=cfg.data.workers > 0,
+                        generator=torch.Generator().manual_seed(t.seed))  # global RNG untouched
+    tic = time.perf_counter()
+    for batch in loader:
+        data_wait = time.perf_counter() - tic
+        if augment is not None:  # (frames, seeds, ids, replaced) -> (x_q, x_k, x_p, ids, replaced)
+            batch = (*augment(batch[0], batch[1], device, need_key=needs_key), *batch[2:])
+        yield batch, data_wait, time.perf_counter() - tic - data_wait
+        tic = time.perf_counter()
+
+
 def train(cfg: Config, *, progress: bool = True) -> dict:
     """Train ``cfg`` to the end (or resume it); returns a summary dict.
 
@@ -232,9 +262,6 @@ def train(cfg: Config, *, progress: bool = True) -> dict:
             model.encoder, device_ids=[device.index] if device.type == "cuda" else None)
     if t.compile:  # the compiled wrapper shares the parameters; checkpoints keep plain names
         encoder = torch.compile(encoder)
-    augment = BatchAugment(cfg.data) if cfg.data.augment == "batch" else None
-    # the online variant of the frame methods never reads x_k: its pixels are skipped
-    needs_key = get_method(cfg.method.name).needs_key_view(cfg.method.key_encoder)
     monitor = _knn_monitor(splits, cfg) if main and t.knn_every > 0 else None
     if main:
         atomic_write(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
@@ -253,17 +280,10 @@ def train(cfg: Config, *, progress: bool = True) -> dict:
         metrics.write({"step": 0, "epoch": 0, "knn_top1": knn_last, **monitor.diagnostics(model, **cycle_settings)})
     try:
         with StopSignals() as stop:
-            sampler = RunBatches(len(dataset), t.batch_size, t.seed, step, total,
-                                 rank=dist_info.rank, world_size=dist_info.world_size)
-            # each sampler item is a whole batch, gathered by TrainClips.batch in one pass (batch_size=None)
-            loader = DataLoader(Batched(dataset), sampler=sampler, batch_size=None, num_workers=cfg.data.workers,
-                                pin_memory=device.type == "cuda", persistent_workers=cfg.data.workers > 0,
-                                generator=torch.Generator().manual_seed(t.seed))  # global RNG untouched
+            batches = training_batches(cfg, dataset, device, start_step=step, total=total,
+                                       rank=dist_info.rank, world_size=dist_info.world_size)
             tic = time.perf_counter()
-            for batch in loader:
-                data_wait = time.perf_counter() - tic
-                if augment is not None:  # (frames, seeds, ids, replaced) -> (x_q, x_k, x_p, ids, replaced)
-                    batch = (*augment(batch[0], batch[1], device, need_key=needs_key), *batch[2:])
+            for batch, data_wait, augment_time in batches:
                 augmented = time.perf_counter()
                 values = train_step(model, optimizer, batch, cfg, step=step, lr=float(lrs[step]), dtype=dtype,
                                     scaler=scaler, encoder=encoder)  # returns floats: the step has finished
@@ -273,7 +293,7 @@ def train(cfg: Config, *, progress: bool = True) -> dict:
                 elapsed = time.perf_counter() - tic
                 epoch = (step - 1) // per_epoch
                 values.update(step=step, epoch=epoch, lr=float(lrs[step - 1]), data_wait=data_wait,
-                              augment_time=augmented - tic - data_wait, step_time=stepped - augmented,
+                              augment_time=augment_time, step_time=stepped - augmented,
                               images_per_s=t.batch_size / max(elapsed, 1e-9),
                               replaced_samples=int(batch[4].sum()) if len(batch) > 4 else 0)
                 if monitor is not None and (step % t.knn_every == 0 or step == total):

@@ -36,6 +36,10 @@ OVERRIDES = []
 # query around its cross-video cycle. The other notebooks take each step apart:
 # `01` data and positive pairs, `02` one training step piece by piece, `03` the cycle-match browser,
 # `04` embedding maps, `05` evaluation.
+#
+# **Cost** (2-core CPU): after `make demo` nothing is trained; the evaluation takes about a minute
+# and the whole notebook about 2 minutes. Without a finished run in `RUN_DIR` it trains the
+# quickstart first (1000 steps, 3–4 minutes). `CCKIT_FAST=1`: under a minute.
 
 # %%
 from cckit.session import notebook_config
@@ -63,20 +67,27 @@ from cckit.session import ensure_checkpoint
 checkpoint = ensure_checkpoint(cfg)
 checkpoint
 
-# %%
-from cckit.viz import training_curves_figure
-
-training_curves_figure(cfg.run_dir)
-
 # %% [markdown]
 # ## Evaluate
-# Weighted kNN of test-video frames against train-video frames, for the trained backbone and two floors.
+# Weighted kNN of test-video frames against train-video frames, for the trained backbone and three
+# floors: the same backbone at random init, the same with BN statistics estimated on the train frames,
+# and raw pixels. The bar names each stage (about a minute in all on a 2-core CPU).
 
 # %%
 from cckit.eval import evaluate
 
-metrics = evaluate(checkpoint, cfg, ("knn",), floors=True)  # trained (no suffix) and the floors (_random_init, _random_init_bn, _pixels)
+metrics = evaluate(checkpoint, cfg, ("knn",), floors=True, progress=True)  # trained (no suffix) and the floors (_random_init, _random_init_bn, _pixels)
 {name: round(value, 3) for name, value in metrics.items() if "top1" in name or name in ("chance", "highest_floor")}
+
+# %% [markdown]
+# ## Training curves
+# The kNN panel draws the three floors (and chance) as dashed lines: where the curve crosses them, the
+# features start to beat them. The last panel says how to read the others.
+
+# %%
+from cckit.viz import floor_lines, training_curves_figure
+
+training_curves_figure(cfg.run_dir, floors=floor_lines(metrics, cfg.eval.knn_k[0]))
 
 # %% [markdown]
 # ## One cross-video cycle

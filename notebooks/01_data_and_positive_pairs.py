@@ -35,6 +35,9 @@ OVERRIDES = []
 # background. The class is shared across videos, the background and colours are not: the setting in
 # which cross-video cycle-consistency should help. A training sample is one video: two augmented crops
 # `x_q`, `x_k` of a random frame *f* and one crop `x_p` of another frame *f'*.
+#
+# **Cost** (2-core CPU): nothing is trained; the data is generated on first use (about a minute),
+# then the notebook runs in under a minute.
 
 # %%
 from cckit.session import notebook_config
@@ -59,7 +62,12 @@ video_strips_figure(splits["train"][:6], frames=8)
 
 # %% [markdown]
 # ## One training item
-# `TrainClips(records, cfg.data, seed)[i]` is `(x_q, x_k, x_p, video_id)`; every random choice is a pure function of `(seed, epoch, i)`.
+# With the batched augmentation (`data.augment=batch`, the default) `TrainClips(records, cfg.data, seed)[i]`
+# is `(frames, seed, video_id, replaced)`: the uint8 frames *f* and *f'* of video `i`, the item's
+# augmentation seed, the video id, and whether a stand-in video replaced one that failed to decode.
+# `clips.views(indices)` makes `(x_q, x_k, x_p, video_ids)` from them as the trainer does. (With
+# `data.augment=loader` the item is `(x_q, x_k, x_p, video_id, replaced)` directly.) Every random choice
+# is a pure function of `(seed, epoch, i)`.
 
 # %%
 from cckit.data.dataset import TrainClips
@@ -74,6 +82,12 @@ print("x_q", tuple(x_q.shape), "x_k", tuple(x_k.shape), "x_p", tuple(x_p.shape),
 # ## Positive pairs of a batch
 # Rows: frame *f*, the query crop `x_q`, the key crop `x_k` of the same frame (MoCo v2's positive),
 # frame *f'* and the positive crop `x_p` (the intra-video and CycleContrast positive).
+#
+# Two things in these crops matter for what the model can learn. **Mirrored digits**: each view is
+# flipped left-right with probability ½ (MoCo v2's augmentation), so the model must call a mirrored
+# 2 a 2 — the class survives the flip, the exact shape does not. **Crops that miss the digit**: a crop
+# covers 40–100 % of the frame (`data.crop_scale`) and the digit moves, so some crops hold little or
+# none of it; such a pair can only be matched by colour and clutter, which is noise for the class.
 # The colour jitter follows `cfg.data.color_ops`: `matrix` (the quickstart: each view's jitter and
 # grayscale as one colour matrix, clamped once) or `torchvision` (torchvision's ops exactly); add
 # `"data.color_ops=torchvision"` to `OVERRIDES` to compare.

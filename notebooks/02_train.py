@@ -41,6 +41,10 @@ PAPER_RUN_DIR = "../runs/notebooks_fast_paper" if FAST else "../runs/paper_cpu"
 # The cells below run those pieces one by one on the trainer's first batch, print what each produces,
 # and check that together they give exactly what `train_step` gives. Then the whole run trains with a
 # live progress bar (on the GPU when there is one).
+#
+# **Cost** (2-core CPU): the step-by-step cells take seconds; after `make demo` the run is reused and
+# nothing is trained (without it, 1000 steps: 3–4 minutes). The two-key-encoder figure reads
+# `runs/paper_cpu` (`make demo-paper`) and trains nothing. `CCKIT_FAST=1`: under a minute.
 
 # %%
 from cckit.session import notebook_config
@@ -151,7 +155,9 @@ from cckit.config import replace
 from cckit.train import train
 
 result = train(replace(cfg, resume="none" if FRESH else "auto"))
-{key: result[key] for key in ("steps", "train_steps_this_run", "train_seconds", "device")}
+print(f"{result['steps']} steps on {result['device']}: "
+      + (f"{result['train_steps_this_run']} trained by this call in {result['train_seconds']:.0f} s"
+         if result["train_steps_this_run"] else "a finished run in RUN_DIR was reused, nothing trained now"))
 
 # %% [markdown]
 # The last panel is the kNN monitor (`train.knn_every`): weighted-kNN top-1 of test frames against train frames during training; its step-0 point is the random initialisation, so the curve shows where training leaves it.

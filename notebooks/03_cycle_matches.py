@@ -40,6 +40,11 @@ COMPARE = ["moco_v2"]
 # `n = normalize(w·U)`. Back: `n` ranks the candidates (frames outside `U` and the other frames of the
 # query's video). The cycle *returns* when the best candidate is from the query's own video, which is
 # what the cycle loss trains for. Frames: evenly spaced frames of the training videos.
+#
+# **Cost** (2-core CPU): it decodes the frames of the training videos (under a minute), then
+# **trains each method of `COMPARE` that has no finished run** (default `moco_v2`, 1000 steps into
+# `RUN_DIR_moco_v2`: 2–4 minutes, once; later runs reuse it; `COMPARE = []` skips it). After that,
+# a minute. `CCKIT_FAST=1`: under 2 minutes.
 
 # %%
 from cckit.session import notebook_config
@@ -50,6 +55,7 @@ print(f"{cfg.method.name} · {cfg.model.arch} · data {cfg.data.root} · run {cf
 # %%
 from cckit.session import eval_frames, model_banks
 
+print("decoding the evaluation frames, then loading (or training) each model ...", flush=True)
 frames = eval_frames(cfg, "train")
 banks = model_banks(cfg, frames, COMPARE)  # trained run, compared methods, random init
 {name: len(bank) for name, bank in banks.items()}
@@ -99,7 +105,8 @@ table = diagnostics_table(cfg, eval_frames(cfg, "test"))
 # %%
 from cckit.viz import CycleBrowser
 
-browser = CycleBrowser(banks, support_size=cfg.method.support_size, nn_temperature=cfg.method.temperature)
+# opens on the figure above: the same query, support size and T_nn
+browser = CycleBrowser(banks, query=QUERY, support_size=cfg.method.support_size, nn_temperature=cfg.method.temperature)
 browser
 
 # %% [markdown]

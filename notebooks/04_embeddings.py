@@ -39,6 +39,9 @@ MAP = "umap"
 # with image thumbnails for a sample. Good features group frames of a class across videos; features
 # that only know the video group frames by background colour. Maps are fitted per model: compare the
 # grouping within each panel, not positions across panels.
+#
+# **Cost** (2-core CPU): about a minute after `make demo` and notebook 03 (it reuses their runs;
+# a method of `COMPARE` without a finished run is trained first, 2–4 minutes). `CCKIT_FAST=1`: under a minute.
 
 # %%
 from cckit.session import notebook_config
@@ -49,6 +52,7 @@ print(f"{cfg.method.name} · {cfg.model.arch} · data {cfg.data.root} · run {cf
 # %%
 from cckit.session import eval_frames, model_banks
 
+print("decoding the evaluation frames, then loading (or training) each model ...", flush=True)
 frames = eval_frames(cfg, "test")
 banks = model_banks(cfg, frames, COMPARE)
 {name: len(bank) for name, bank in banks.items()}
@@ -63,8 +67,12 @@ by_class = compare_embeddings_figure(banks, color_by="class", method=MAP)
 by_class
 
 # %% [markdown]
-# ## The same maps coloured by video
-# A tight cluster per video colour means the features mostly encode the video (background, colours).
+# ## Do the features encode the video?
+# The same maps with six videos highlighted (of different classes) over all the others in grey: a
+# video whose frames sit together is one the features recognise as a video (its hue, its digit
+# instance), not only as a class. Each title gives the **video spread** of the features themselves:
+# the mean cosine distance between two frames of one video over that between frames of different
+# videos (1: videos not told apart; near 0: each video's frames coincide).
 
 # %%
 compare_embeddings_figure(banks, color_by="video", method=MAP, thumbnails=0, coords=by_class.cckit_coords)

@@ -28,13 +28,16 @@ RUN_DIR = "../runs/notebooks_fast" if FAST else "../runs/quickstart"
 # more key=value overrides, e.g. ["train.max_steps=200"] or ["data.source=videos"]
 OVERRIDES = []
 # a stored method comparison (cckit compare); its tables are shown at the end, nothing is trained
-COMPARISON = "../benchmarks/results/compare_quickstart/compare_methods.json"
+COMPARISON = "../benchmarks/results/compare_paper_cpu/compare_methods.json"
 
 # %% [markdown]
 # # 05 · Evaluate: kNN, linear probe, per-class accuracy
 #
 # Frozen backbone features of evenly spaced frames: training videos are the memory (and the probe's
 # training set), test videos (disjoint digit instances) the queries.
+#
+# **Cost** (2-core CPU): about a minute after `make demo` (nothing is trained; the comparison at the
+# end is read from disk). `CCKIT_FAST=1`: under a minute.
 
 # %%
 from cckit.session import notebook_config
@@ -69,7 +72,7 @@ from cckit.eval.linear import linear_probe
 probe = linear_probe(train_bank.features, train_bank.labels, test_bank.features, test_bank.labels,
                      weight_decays=cfg.eval.linear_weight_decay, groups=train_bank.video_ids,
                      max_iter=cfg.eval.linear_max_iter)
-{key: probe[key] for key in ("top1", "top5", "train_top1", "weight_decay")}
+{**{key: round(probe[key], 3) for key in ("top1", "top5", "train_top1")}, "weight_decay": probe["weight_decay"]}
 
 # %% [markdown]
 # ## Per-class accuracy: kNN against the linear probe
@@ -105,18 +108,21 @@ retrieval_grid_figure(test_bank, train_bank, range(0, len(test_bank), max(1, len
 # %%
 from cckit.eval import evaluate
 
-metrics = evaluate(checkpoint, cfg, ("knn",), floors=True)  # trained (no suffix) and the floors (_random_init, _random_init_bn, _pixels)
+metrics = evaluate(checkpoint, cfg, ("knn",), floors=True, progress=True)  # trained (no suffix) and the floors (_random_init, _random_init_bn, _pixels)
 {name: round(value, 3) for name, value in metrics.items() if "top1" in name or name in ("chance", "highest_floor")}
 
 # %% [markdown]
 # ## The method comparison, with paired confidence intervals
 #
-# A stored `cckit compare` run (`COMPARISON`; nothing is trained here): every method over the same
-# seeds, each seed with the same data order and initialisation for every method. The first table
-# is mean ± std over seeds. The last one is cycle_contrast − intra_video seed by seed, with a 95 %
-# Student-t interval: a difference whose interval spans 0 is not resolved by these seeds.
-# Regenerate or extend it (a `supervised` row trains the ceiling, the same budget with the labels):
-# `cckit compare configs/quickstart.yaml --seeds 0,1,2,3,4 --methods intra_video,cycle_contrast,supervised`.
+# A stored `cckit compare` run of the paper's recipe at CPU scale (`COMPARISON`; nothing is trained
+# here): every method over the same seeds, each seed with the same data order and initialisation for
+# every method, from the floors (random init, raw pixels) to the ceiling (`supervised`: the same
+# backbone and budget trained with the labels). The first table is mean ± std over seeds; then the
+# training diagnostics; then where each kNN curve flattens; the last one is cycle_contrast −
+# intra_video seed by seed, with a 95 % Student-t interval: a difference whose interval spans 0 is
+# not resolved by these seeds. Regenerate or extend it (about 7 minutes per run on a 2-core CPU):
+# `cckit compare configs/paper_cpu.yaml --seeds 0,1,2,3,4 --methods intra_video,cycle_contrast,supervised
+# --out benchmarks/results/compare_paper_cpu --runs runs/compare_paper_cpu`.
 
 # %%
 import json

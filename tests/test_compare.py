@@ -108,3 +108,21 @@ def test_knn_curve_stats_tail_gain_and_flat_step(tmp_path):
     assert knn_curve_stats(tmp_path / "none.jsonl") == {}  # a run without the kNN monitor
     table = markdown_table({"entries": [{"method": "intra_video", "seed": s, "knn_top1": 0.7, **out} for s in (0, 1)]})
     assert "| intra_video | 0.5 ± 0.0 | 1000 ± 0 |" in table
+
+
+def test_paired_curve_is_the_paired_interval_at_every_reading():
+    from scipy import stats as st
+    from cckit.compare import paired_curve, paired_curve_table
+    a = {0: [[0, 0.2], [500, 0.40], [1000, 0.70]], 1: [[0, 0.2], [500, 0.44], [1000, 0.66]],
+         2: [[0, 0.2], [500, 0.42], [1000, 0.71]]}
+    b = {0: [[0, 0.2], [500, 0.35], [1000, 0.72]], 1: [[0, 0.2], [500, 0.36], [1000, 0.70]],
+         2: [[0, 0.2], [500, 0.40], [1000, 0.70]]}
+    entries = [{"method": "cycle_contrast", "seed": s, "knn_curve": c} for s, c in a.items()]
+    entries += [{"method": "intra_video", "seed": s, "knn_curve": c} for s, c in b.items()]
+    rows = paired_curve(entries, "cycle_contrast", "intra_video")
+    assert [r["step"] for r in rows] == [0, 500, 1000] and rows[0]["mean"] == 0 and rows[1]["n"] == 3
+    d = [0.05, 0.08, 0.02]  # at step 500
+    half = st.t.ppf(0.975, 2) * st.tstd(d) / 3 ** 0.5
+    assert rows[1]["mean"] == pytest.approx(0.05) and rows[1]["low"] == pytest.approx(0.05 - half)
+    table = paired_curve_table({"entries": entries})
+    assert "| 500 | +5.00 |" in table and "3 seeds" in table

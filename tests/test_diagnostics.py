@@ -7,7 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cckit.diagnostics import (cycle_diagnostics, cycle_rate_chance, effective_rank, neighbour_class_purity,
-                               own_video_return)
+                               own_video_return, video_spread)
 
 
 def test_effective_rank_closed_forms():
@@ -26,6 +26,17 @@ def test_neighbour_class_purity_by_hand():
     support = torch.tensor([0, 1, 0])
     queries = torch.tensor([0, 1])
     assert neighbour_class_purity(w, support, queries) == pytest.approx((0.75 + 0.1) / 2)
+
+
+def test_video_spread_by_hand():
+    # video 0: (1,0), (0,1); video 1: (1,0), (-1,0). Cosine distances: within 1 (v0) and 2 (v1) -> 1.5;
+    # between: (1,0)-(1,0) 0, (1,0)-(-1,0) 2, (0,1)-(1,0) 1, (0,1)-(-1,0) 1 -> 1.0
+    feats = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 0.0], [-1.0, 0.0]])
+    assert video_spread(feats, torch.tensor([0, 0, 1, 1])) == pytest.approx(1.5)
+    clustered = torch.tensor([[1.0, 0.0], [1.0, 0.01], [0.0, 1.0], [0.01, 1.0]])
+    assert video_spread(clustered, torch.tensor([0, 0, 1, 1])) < 0.01
+    with pytest.raises(ValueError):
+        video_spread(feats, torch.tensor([0, 1, 2, 3]))
 
 
 def test_cycle_rate_chance_and_own_video_return_by_hand():

@@ -3,6 +3,7 @@
 import ast
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -44,7 +45,7 @@ def assert_committed_clean(path: Path) -> None:
     code = [c for c in nb.cells if c.cell_type == "code"]
     for cell in code:
         assert cell.outputs == [] and cell.execution_count is None, \
-            f"{path.name}: outputs not stripped (make notebooks, or .venv/bin/jupyter nbconvert --clear-output --inplace)"
+            f"{path.name}: outputs not stripped (make notebooks; make install sets up nbstripout as the git filter)"
         tree = ast.parse(cell.source)
         assert not any(isinstance(n, ast.ClassDef) for n in ast.walk(tree)), f"{path.name}: a class definition"
         if cell is not first:  # the parameters cell carries a comment per parameter
@@ -71,9 +72,20 @@ def assert_paired(path: Path) -> None:
     assert twin.metadata.get("jupytext", {}).get("formats") == "ipynb,py:percent"
 
 
+def as_committed(path: Path, tmp_path: Path) -> Path:
+    """The notebook as git would commit it: the index's copy where git tracks it (the nbstripout filter
+    strips a notebook that was run and saved), else the file itself."""
+    out = subprocess.run(["git", "show", f":{path.relative_to(ROOT).as_posix()}"], cwd=ROOT, capture_output=True)
+    if out.returncode != 0:
+        return path
+    copy = tmp_path / path.name
+    copy.write_bytes(out.stdout)
+    return copy
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_is_committed_clean(path):
-    assert_committed_clean(path)
+def test_notebook_is_committed_clean(path, tmp_path):
+    assert_committed_clean(as_committed(path, tmp_path))
 
 
 def test_jupytext_toml_pairs_every_notebook_with_a_percent_script():
@@ -91,12 +103,17 @@ def test_each_notebook_is_paired_with_its_script(path):
     assert "\n# %% tags=[\"parameters\"]\n" in text and "\n# %% [markdown]\n" in text
 
 
+def _strip_keys() -> str:
+    """The Makefile's NB_STRIP_KEYS: what ``make notebooks`` and the git filter strip beyond nbstripout's defaults."""
+    return re.search(r"^NB_STRIP_KEYS := (.*)$", (ROOT / "Makefile").read_text(), re.M).group(1)
+
+
 def _sync_then_strip(paths: list[Path]) -> None:
     """What ``make notebooks`` runs: jupytext --sync (the newer file of each pair is the source), then
-    strip outputs and execution counts from the notebooks for committing."""
+    nbstripout, as the git filter does, for committing."""
     files = [str(p) for p in paths]
     for cmd in (["-m", "jupytext", "--sync", *files],
-                ["-m", "jupyter", "nbconvert", "--log-level=WARN", "--clear-output", "--inplace", *files]):
+                ["-m", "nbstripout", "--extra-keys", _strip_keys(), *files]):
         out = subprocess.run([sys.executable, *cmd], capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stdout + out.stderr
 
@@ -151,6 +168,57 @@ def test_a_notebook_edited_and_saved_in_jupyterlab_keeps_the_suite_green(saved_b
     shutil.copy(script, again)
     _sync_then_strip([path])
     assert script.read_text(encoding="utf-8") == again.read_text(encoding="utf-8")
+
+
+def test_a_notebook_run_and_saved_in_jupyterlab_leaves_git_status_clean(tmp_path):
+    """``make install`` sets nbstripout up as the clone's git filter (``make git-filter``). Run a notebook
+    and save it as JupyterLab with jupytext does (outputs, execution counts, the kernel's language_info,
+    both files of the pair written): git sees no change. An edited cell is still a change."""
+    from jupytext import TextFileContentsManager
+
+    repo = tmp_path / "clone"
+    shutil.copytree(NOTEBOOK_DIR, repo / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    for name in (".gitattributes", ".gitignore"):
+        shutil.copy(ROOT / name, repo / name)
+
+    def git(*args) -> str:
+        out = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    git("init", "-q")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "notebooks as committed")
+    venv = Path(sys.executable).parent.parent
+    out = subprocess.run(["make", "-s", "-f", str(ROOT / "Makefile"), "git-filter", f"VENV={venv}"], cwd=repo,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert git("status", "--porcelain") == "", "the committed notebooks must pass the filter unchanged"
+
+    manager = TextFileContentsManager(root_dir=str(repo / "notebooks"))
+    name = "01_data_and_positive_pairs.ipynb"
+    nb = manager.get(name)["content"]
+    for count, cell in enumerate((c for c in nb.cells if c.cell_type == "code"), start=1):
+        cell.execution_count = count
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"cell {count}\n")]
+    nb.metadata["language_info"] = {"name": "python", "version": "3.11.2", "mimetype": "text/x-python",
+                                    "file_extension": ".py", "pygments_lexer": "ipython3"}
+    script = (repo / "notebooks" / name).with_suffix(".py").read_bytes()
+    manager.save({"type": "notebook", "format": "json", "content": nb}, name)
+    assert '"outputs": []' not in (repo / "notebooks" / name).read_text()  # the file on disk keeps its outputs
+    assert (repo / "notebooks" / name).with_suffix(".py").read_bytes() == script  # the twin is written unchanged
+    # git diff shows nothing; status may list the notebook (its size changed), but git add stages nothing
+    assert subprocess.run(["git", "diff", "--quiet"], cwd=repo).returncode == 0
+    git("add", "-A")
+    assert git("status", "--porcelain") == "", "running a notebook must leave nothing to commit"
+
+    nb.cells[1].source += "\nAn edit."
+    manager.save({"type": "notebook", "format": "json", "content": nb}, name)
+    git("add", "-A")
+    changed = sorted(line[3:] for line in git("status", "--porcelain").splitlines())
+    assert changed == ["notebooks/01_data_and_positive_pairs.ipynb", "notebooks/01_data_and_positive_pairs.py"]
+    committed = nbformat.reads(git("show", f":notebooks/{name}"), as_version=4)
+    assert all(c.outputs == [] for c in committed.cells if c.cell_type == "code")  # the edit, without outputs
 
 
 @pytest.mark.slow

@@ -32,7 +32,8 @@ def test_report_states_the_numbers_and_writes_the_figure(tmp_path):
 
 def test_the_knn_panel_shows_the_curve_the_floors_and_the_final_eval():
     fig = training_figure(_rows(), SUMMARY)
-    knn = fig.axes[-1]
+    knn = fig.axes[4]
+    assert knn.get_title() == "kNN monitor (test frames)"
     lines = {line.get_label(): line for line in knn.lines}
     curve = lines["cycle_contrast"]
     np.testing.assert_allclose(curve.get_xdata(), [0, 10, 20])

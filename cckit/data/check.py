@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from tqdm.auto import tqdm
 
 from ..errors import DataError
-from .frames import check_frame_file
+from .frame_store import check_frame_file
 from .records import VideoRecord
 from .video import probe
 
@@ -23,7 +23,7 @@ def worker_pool(workers: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cckit-data")
 
 
-def check_entry(entry: VideoRecord, video_cache: str = "") -> dict:
+def check_entry(entry: VideoRecord, seek_index_cache: str = "") -> dict:
     """Check one video: frame count, display size and format.
 
     Returns:
@@ -33,7 +33,7 @@ def check_entry(entry: VideoRecord, video_cache: str = "") -> dict:
         DataError: The video (or one of its frame files) is unusable; the message names the file.
     """
     if not entry.frames:
-        info = probe(entry.path, cache_dir=video_cache or None)
+        info = probe(entry.path, cache_dir=seek_index_cache or None)
         return {"num_frames": info.num_frames, "width": info.width, "height": info.height,
                 "codec": info.codec, "pix_fmt": info.pix_fmt, "seekable": info.seekable,
                 "declared_frames": info.declared_frames}
@@ -54,10 +54,10 @@ def _check_job(job: tuple[VideoRecord, str]) -> tuple[dict | None, str | None]:
         return None, str(error)
 
 
-def check_entries(entries: list[VideoRecord], *, video_cache: str = "", workers: int = 0,
+def check_entries(entries: list[VideoRecord], *, seek_index_cache: str = "", workers: int = 0,
                   progress: bool = False) -> list[tuple[dict | None, str | None]]:
     """``check_entry`` for every entry, in ``workers`` processes: ``(result, None)`` or ``(None, reason)``."""
-    jobs = [(entry, video_cache) for entry in entries]
+    jobs = [(entry, seek_index_cache) for entry in entries]
     bar = dict(total=len(jobs), disable=not progress, desc="checking videos", unit="video")
     if workers <= 1 or len(jobs) < MIN_JOBS_FOR_POOL:
         return [_check_job(job) for job in tqdm(jobs, **bar)]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +19,9 @@ from torchvision.transforms import v2
 from ..config import DataConfig
 from ..errors import DataError
 from .batch_augment import BatchAugment, mix_seeds, uniforms
-from .extract import FrameCache
-from .frames import read_frame_files
+from .frame_store import FrameStore
 from .records import VideoRecord
 from .transforms import eval_transform, seeded_views, train_transform
-from .video import read_all_frames, read_frames
 
 log = logging.getLogger(__name__)
 MAX_REPLACEMENTS = 10  # stand-in videos tried for one item before the failure is raised
@@ -33,110 +30,6 @@ MAX_REPLACEMENTS = 10  # stand-in videos tried for one item before the failure i
 def _item_seed(*parts: int) -> int:
     digest = hashlib.blake2b(np.asarray(parts, dtype=np.int64).tobytes(), digest_size=8).digest()
     return int.from_bytes(digest, "little") & 0x7FFF_FFFF_FFFF_FFFF
-
-
-class FrameStore:
-    """Frames of every video: all decoded once and kept in memory (``cache=True``, while they fit
-    in ``cache_limit_gb``), or read on demand from the frame files, the frame cache of
-    ``cckit data extract`` (``frame_cache``) or the video itself (exact seeking, ``video_cache``).
-
-    With ``on_error="skip"`` a video that fails while caching is remembered and raises DataError
-    on :meth:`get` (the training set then replaces it); with ``"raise"`` the constructor raises.
-    """
-
-    def __init__(self, records: list[VideoRecord], cache: bool, *, frame_cache: str = "",
-                 video_cache: str = "", cache_limit_gb: float = 8.0, on_error: str = "raise"):
-        self.records = records
-        self.video_cache = video_cache or None
-        extracted = FrameCache(frame_cache) if frame_cache else None
-        self.extracted = [extracted.find(r.path) if extracted and not r.frames else None for r in records]
-        self.errors: dict[int, str] = {}
-        self.cache = None  # per video: its (num_frames, H, W, 3) frames (views into `block` when one)
-        # all cached frames in one (frames, H, 3, W) array when they share one size: each row of
-        # pixels stored channel by channel, the layout BatchAugment's first product reads in place
-        self.block, self.offsets = None, None
-        if cache and self.memory_bytes() <= cache_limit_gb * 2**30:
-            self._cache_all(on_error)
-        elif cache:
-            log.warning("not caching frames: %.1f GB of decoded frames exceed data.cache_limit_gb=%g; "
-                        "reading on demand (`cckit data extract` makes that fast)",
-                        self.memory_bytes() / 2**30, cache_limit_gb)
-
-    def _cache_all(self, on_error: str) -> None:
-        """Decode every video once. Videos of one known size go into one array (each frame written
-        once, no copy of the whole set), so :meth:`take` gathers a batch with one index; each
-        video's (T, H, W, 3) frames are a view of it."""
-        sizes = {(r.height, r.width) for r in self.records}
-        if len(sizes) != 1 or 0 in next(iter(sizes)) or not self.records:
-            self.cache = [self._load_all(i, on_error) for i in range(len(self.records))]
-            return
-        (height, width), = sizes
-        counts = np.array([r.num_frames for r in self.records], dtype=np.int64)
-        offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        block = np.zeros((int(counts.sum()), height, 3, width), dtype=np.uint8)
-        self.cache = []
-        for i, (start, count) in enumerate(zip(offsets, counts)):
-            frames = self._load_all(i, on_error)
-            if frames is not None and frames.shape[1:3] != (height, width):  # the index's size was off
-                message = (f"{self.records[i].path}: frames decode at {frames.shape[2]}x{frames.shape[1]}, "
-                           f"the index says {width}x{height}")
-                if on_error == "raise":
-                    raise DataError(message)
-                self.errors[i], frames = message, None
-            if frames is not None:
-                block[start:start + count] = frames.transpose(0, 1, 3, 2)
-            self.cache.append(None if frames is None else block[start:start + count].transpose(0, 1, 3, 2))
-        self.block, self.offsets = block, offsets
-
-    def take(self, videos: np.ndarray, frame_indices: np.ndarray) -> np.ndarray | None:
-        """(N, K, H, 3, W) frames ``frame_indices[n]`` (N, K) of videos ``videos`` (N,) in one index
-        of the in-memory block, in its row-planar layout; None when there is no block or a video
-        failed (use :meth:`get`)."""
-        if self.block is None or (self.errors and any(int(i) in self.errors for i in videos)):
-            return None
-        return self.block[self.offsets[videos][:, None] + frame_indices]
-
-    def memory_bytes(self) -> int:
-        """Bytes all decoded frames take (records of unknown size count as 0)."""
-        return sum(r.num_frames * r.width * r.height * 3 for r in self.records)
-
-    def _read(self, i: int, frame_indices: list[int]) -> np.ndarray:
-        r = self.records[i]
-        if r.frames:
-            if max(frame_indices, default=0) >= len(r.frames):
-                raise DataError(f"{r.path}: frame index {max(frame_indices)} out of range ({len(r.frames)} frames)")
-            return read_frame_files([os.path.join(r.path, r.frames[k]) for k in frame_indices])
-        if self.extracted[i] is not None:
-            return FrameCache.read(self.extracted[i], frame_indices)
-        return read_frames(r.path, frame_indices, cache_dir=self.video_cache)
-
-    def _load_all(self, i: int, on_error: str) -> np.ndarray | None:
-        r = self.records[i]
-        try:
-            if r.frames or self.extracted[i] is not None:
-                frames = self._read(i, list(range(r.num_frames)))
-            else:
-                frames = read_all_frames(r.path)
-            if len(frames) != r.num_frames:
-                raise DataError(f"{r.path}: index says {r.num_frames} frames but {len(frames)} decode")
-            return frames
-        except DataError as error:
-            if on_error == "raise":
-                raise
-            self.errors[i] = str(error)
-            return None
-
-    def get(self, i: int, frame_indices: list[int]) -> np.ndarray:
-        """(len(frame_indices), H, W, 3) uint8 frames of video ``i``.
-
-        Raises:
-            DataError: The video cannot be read (any more); the message names the file.
-        """
-        if i in self.errors:
-            raise DataError(self.errors[i])
-        if self.cache is not None:
-            return self.cache[i][frame_indices]
-        return self._read(i, frame_indices)
 
 
 class TrainClips(Dataset):
@@ -155,9 +48,7 @@ class TrainClips(Dataset):
         self.cfg = cfg
         self.seed = seed
         self.epoch = 0
-        self.frames = frames or FrameStore(records, cfg.frames_in_memory, frame_cache=cfg.extracted_frames,
-                                           video_cache=cfg.seek_index_cache, cache_limit_gb=cfg.cache_limit_gb,
-                                           on_error=cfg.on_error)
+        self.frames = frames or FrameStore.from_config(records, cfg)
         self.transform = train_transform(cfg)
         self.num_frames = np.array([r.num_frames for r in records], dtype=np.int64)
         self.video_ids = np.array([r.video_id for r in records], dtype=np.int64)
@@ -256,7 +147,7 @@ class EvalFrames(Dataset):
 
     def __init__(self, records: list[VideoRecord], frames_per_video: int, size: int, frames: FrameStore | None = None):
         self.records = records
-        self.frames = frames or FrameStore(records, cache=False)
+        self.frames = frames or FrameStore(records, in_memory=False)
         self.items = []
         for i, r in enumerate(records):
             k = min(frames_per_video, r.num_frames)

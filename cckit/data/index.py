@@ -127,7 +127,7 @@ def index_data(cfg: DataConfig, *, generate: bool = True, progress: bool = False
             usable training video.
     """
     entries, ids, declared, classes = source_entries(cfg, generate=generate)
-    checked = check_entries(entries, video_cache=cfg.seek_index_cache, workers=cfg.workers, progress=progress)
+    checked = check_entries(entries, seek_index_cache=cfg.seek_index_cache, workers=cfg.workers, progress=progress)
     index = summarise(entries, checked, ids=ids, declared=declared, on_error=cfg.on_error,
                       single_frame=cfg.single_frame, classes=classes, root=cfg.root, source=cfg.source)
     skipped = index.report["skipped"]

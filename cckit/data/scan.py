@@ -14,7 +14,7 @@ __all__ = ["scan", "format_report"]
 
 def scan(path: str | os.PathLike, *, source: str = "auto", on_error: str = "raise", labels: str = "folders",
          train_list: str = "", test_list: str = "", single_frame: str = "same", workers: int = 0,
-         video_cache: str = "", progress: bool = False) -> dict:
+         seek_index_cache: str = "", progress: bool = False) -> dict:
     """Check every video under ``path`` (a folder of any supported layout, or one video file).
 
     Args:
@@ -41,7 +41,7 @@ def scan(path: str | os.PathLike, *, source: str = "auto", on_error: str = "rais
         cfg = DataConfig(source=layout, root=str(path), labels=labels, train_list=train_list,
                          test_list=test_list)
         entries, ids, declared, classes = source_entries(cfg, generate=False)
-    checked = check_entries(entries, video_cache=video_cache, workers=workers, progress=progress)
+    checked = check_entries(entries, seek_index_cache=seek_index_cache, workers=workers, progress=progress)
     index = summarise(entries, checked, ids=ids, declared=declared, on_error=on_error,
                       single_frame=single_frame, classes=classes, root=str(path), source=layout)
     return {"layout": layout, **index.report}

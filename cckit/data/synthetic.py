@@ -32,7 +32,7 @@ GENERATOR_VERSION = 2  # bump when rendering changes, so cached datasets are reg
 FPS, CODEC, CRF = 10, "libx264", 18
 # Reproducible bytes: one x264 thread of every kind, and no macroblock-tree rate control: with it,
 # identical frames encoded in one process came out different in about 1 of 600 videos
-# (benchmarks/encode_repeat.py), which moved decoded pixels by up to 14.
+# (benchmarks/probes/encode_repeat.py), which moved decoded pixels by up to 14.
 X264_PARAMS = "threads=1:lookahead-threads=1:sliced-threads=0:mbtree=0"
 LOCK_NAME = ".generate.lock"  # held while a process generates a dataset root
 

@@ -19,10 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from ..checkpoint import load_backbone
 from ..config import Config
-from ..data.dataset import EvalFrames, FrameStore
+from ..data.dataset import EvalFrames
+from ..data.frame_store import FrameStore
 from ..data.index import load_splits
 from ..model import random_backbone
 from ..utils import get_device
@@ -72,7 +74,7 @@ def eval_frame_sets(splits: dict, cfg: Config) -> tuple[EvalFrames, EvalFrames]:
         if not records:
             raise ValueError(f"no '{name}' videos to evaluate on")
         sets.append(EvalFrames(records, cfg.eval.frames_per_video, cfg.data.crop_size,
-                               frames=FrameStore(records, cache=True)))
+                               frames=FrameStore(records, in_memory=True)))
     return sets[0], sets[1]
 
 
@@ -178,7 +180,7 @@ FLOOR_NAMES = ("random_init", "random_init_bn", "pixels")  # the frame protocols
 
 def evaluate(model, cfg: Config, protocols=PROTOCOLS, *, floors: bool = False, weights_id: str | None = None,
              splits: dict | None = None, sets=None, sequences: list | None = None,
-             otb_root: str | Path | None = None) -> dict:
+             otb_root: str | Path | None = None, progress: bool = False) -> dict:
     """The one evaluation entry point: ``protocols`` on a checkpoint or a backbone, one flat dict.
 
     The main job, ``cckit eval``, ``cckit compare`` and the notebooks all call this.
@@ -196,6 +198,8 @@ def evaluate(model, cfg: Config, protocols=PROTOCOLS, *, floors: bool = False, w
         splits, sets, sequences: reuse already loaded splits / evaluation frames / tracking
             sequences (the comparison evaluates many backbones on the same data).
         otb_root: track OTB-format sequences under this folder instead of the manifest's videos.
+        progress: a progress bar over the stages (decoding the frames, each backbone's features
+            and protocols, tracking), shown from the start.
 
     Returns:
         The model's metrics unsuffixed (``knn20_top1``, ``linear_top1``, ``video_knn20_top1``,
@@ -210,10 +214,25 @@ def evaluate(model, cfg: Config, protocols=PROTOCOLS, *, floors: bool = False, w
         model = load_backbone(model, cfg.model.arch, small_stem=cfg.model.small_stem)
     out: dict = {}
     frame_protocols = [p for p in protocols if p != "track"]
+    stages = (["decode the evaluation frames"] if frame_protocols and sets is None else []) \
+        + (["model"] + (["random init", "random init, BN on data", "raw pixels"] if floors else [])
+           if frame_protocols else []) + (["tracking"] if "track" in protocols else [])
+    bar = tqdm(total=len(stages), disable=not progress, desc="evaluate", unit="stage")
+    stage, started = iter(stages), []
+
+    def next_stage() -> None:  # the previous stage is done; name the next one
+        if started:
+            bar.update(1)
+        started.append(True)
+        bar.set_description(next(stage, "done"))
+
+    next_stage()
     if splits is None and (frame_protocols or (otb_root is None and sequences is None)):
         splits = load_splits(cfg.data)
     if frame_protocols:
-        sets = sets or eval_frame_sets(splits, cfg)
+        if sets is None:
+            sets = eval_frame_sets(splits, cfg)
+            next_stage()
         memory, queries = frame_features(model, sets, cfg, weights_id=weights_id)
         out.update(eval_frames_train=len(memory["labels"]), eval_frames_test=len(queries["labels"]))
         out.update(feature_metrics(memory, queries, cfg, frame_protocols))
@@ -222,8 +241,10 @@ def evaluate(model, cfg: Config, protocols=PROTOCOLS, *, floors: bool = False, w
             nets = {"random_init": random_init,
                     "random_init_bn": with_estimated_bn(random_init, stack_frames(sets[0])[0])}
             for name, net in nets.items():
+                next_stage()
                 features = frame_features(net, sets, cfg)
                 out.update({f"{k}_{name}": v for k, v in feature_metrics(*features, cfg, frame_protocols).items()})
+            next_stage()
             pixels = (pixel_features(sets[0]), pixel_features(sets[1]))
             out.update({f"{k}_pixels": v for k, v in feature_metrics(*pixels, cfg, frame_protocols).items()})
         if "knn" in protocols:
@@ -232,10 +253,14 @@ def evaluate(model, cfg: Config, protocols=PROTOCOLS, *, floors: bool = False, w
                 out["highest_floor"] = max(out[f"knn{k}_top1_{name}"] for name in FLOOR_NAMES)
             labels = torch.tensor([r.label for r in splits["test"]])
             out["chance"] = float(torch.bincount(labels).max()) / len(labels)
+        if "track" in protocols:
+            next_stage()
     if "track" in protocols:
         if sequences is None:
             sequences = otb_sequences(otb_root) if otb_root else tracking_sequences(splits, cfg)
         out["track"] = track_metrics(model, sequences, cfg, otb=otb_root is not None)
         if floors:
             out["track_static_box"] = static_box_metrics(sequences, otb=otb_root is not None)
+    bar.update(bar.total - bar.n)
+    bar.close()
     return out

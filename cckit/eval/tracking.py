@@ -207,10 +207,10 @@ def manifest_sequences(records, frames_store=None, max_videos: int = 0) -> list[
 
     Args:
         records: :class:`~cckit.data.records.VideoRecord` list (e.g. the test split).
-        frames_store: an optional :class:`~cckit.data.dataset.FrameStore` over ``records``.
+        frames_store: an optional :class:`~cckit.data.frame_store.FrameStore` over ``records``.
         max_videos: use the first this many videos (0: all).
     """
-    from ..data.dataset import FrameStore
+    from ..data.frame_store import FrameStore
     from ..errors import DataError
     from .otb import xyxy_to_xywh
 
@@ -219,7 +219,7 @@ def manifest_sequences(records, frames_store=None, max_videos: int = 0) -> list[
     if lacking:
         raise DataError(f"{lacking[0]}: no per-frame boxes (needed for tracking; {len(lacking)} of "
                         f"{len(records)} videos lack them)")
-    store = frames_store or FrameStore(records, cache=False)
+    store = frames_store or FrameStore(records, in_memory=False)
     out = []
     for i, r in enumerate(records):
         frames = store.get(i, list(range(r.num_frames)))

@@ -16,8 +16,10 @@ class CycleBrowser(widgets.VBox):
     Args:
         banks: name -> :class:`FrameBank` of the *same* frames under different models
             (e.g. ``{"cycle_contrast": ..., "moco_v2": ..., "random init": ...}``).
-        support_sizes: choices for M (sizes not below the bank size collapse into "all").
-        temperatures: choices for T_nn.
+        support_sizes: choices for M (sizes not below the bank size collapse into "all");
+            ``support_size``, the one selected first, is always among them.
+        temperatures: choices for T_nn (``nn_temperature``, the one selected first, always among them).
+        query: the bank row shown first.
         top_k: support frames and candidates shown.
 
     ``match`` is the :class:`CycleMatch` on display and ``rate`` the fraction of all bank frames
@@ -26,7 +28,8 @@ class CycleBrowser(widgets.VBox):
 
     def __init__(self, banks: dict[str, FrameBank], *, support_sizes=(16, 64, 256, 1024),
                  temperatures=(0.03, 0.07, 0.1, 0.3, 1.0), nn_temperature: float = 0.1,
-                 support_size: int | None = None, top_k: int = 5, seed: int = 0, space: str = "cycle"):
+                 support_size: int | None = None, query: int = 0, top_k: int = 5, seed: int = 0,
+                 space: str = "cycle"):
         if not banks:
             raise ValueError("CycleBrowser needs at least one frame bank")
         sizes = {len(b) for b in banks.values()}
@@ -35,10 +38,11 @@ class CycleBrowser(widgets.VBox):
         n = sizes.pop()
         self.banks, self.top_k, self.seed, self.space = banks, top_k, seed, space
         sizes = sorted({s for s in support_sizes if s < n} | {n})
+        support_size = min(support_size, n) if support_size else sizes[len(sizes) // 2]
+        sizes = sorted(set(sizes) | {support_size})  # the caller's M, so the widget opens where the figures are
         size_options = [("all" if s == n else str(s), s) for s in sizes]
-        support_size = min(sizes, key=lambda s: abs(s - (support_size or sizes[len(sizes) // 2])))
         temps = sorted(set(temperatures) | {nn_temperature})
-        self.query = widgets.IntSlider(value=0, min=0, max=n - 1, description="query frame",
+        self.query = widgets.IntSlider(value=query, min=0, max=n - 1, description="query frame",
                                        continuous_update=False, style={"description_width": "initial"},
                                        layout=widgets.Layout(width="460px"))
         self.checkpoint = widgets.Dropdown(options=list(banks), description="checkpoint")

@@ -34,23 +34,44 @@ FLOOR_STYLES = {"raw pixels": "#7f7f7f", "random init": "#bcbd22", "random init,
                 "chance": "k"}
 
 
+NOTES = ("How to read these panels",
+         "Loss: the total and its terms, a moving average.\n"
+         "Intra top-1: share of queries whose positive outranks\nevery negative.\n"
+         "Cycle rate: share of queries whose soft neighbour in\nother videos ranks the query's own positive first.\n"
+         "For the first K_c / N steps the cycle queue still holds\nthe random vectors it starts with, so its first\n"
+         "readings (often 0.2-0.3) measure those, not the model.\n"
+         "kNN: test frames against train frames, step 0 = random\ninit; dashed lines: the floors it must beat.")
+
+
+def floor_lines(metrics: dict, k: int = 20) -> dict[str, float]:
+    """The kNN floors of an :func:`cckit.eval.evaluate` result (``floors=True``) as ``floors`` lines."""
+    names = {"raw pixels": "pixels", "random init": "random_init", "random init, BN on data": "random_init_bn"}
+    out = {label: metrics[f"knn{k}_top1_{suffix}"] for label, suffix in names.items() if f"knn{k}_top1_{suffix}" in metrics}
+    if "chance" in metrics:
+        out["chance"] = metrics["chance"]
+    return out
+
+
 def training_curves_figure(runs, *, smoothing: int | None = None, floors: dict[str, float] | None = None):
-    """Five panels of one or more runs.
+    """Five panels of one or more runs and a panel that says how to read them.
 
     Args:
         runs: a ``metrics.jsonl`` path, a run directory, a list of metric rows, or a dict
             name -> any of these (one colour per run).
         smoothing: moving-average window in steps (default: 1/50 of the longest run).
         floors: name -> kNN top-1 drawn as horizontal lines on the kNN panel (e.g. raw pixels,
-            random init), so the curve shows where it crosses them.
+            random init; :func:`floor_lines` makes them from an evaluation), so the curve shows
+            where it crosses them.
+
+    The kNN panel is the one titled "kNN monitor (test frames)".
     """
     if not isinstance(runs, dict):
         runs = {"": runs}
     runs = {name: read_metrics(r) if isinstance(r, (str, Path)) else list(r) for name, r in runs.items()}
     longest = max((len(r) for r in runs.values()), default=0)
     window = smoothing or max(1, longest // 50)
-    fig = new_figure(18, 3.6, layout="constrained")
-    axes = fig.subplots(1, len(PANELS))
+    fig = new_figure(15, 7.6, layout="constrained")
+    axes = fig.subplots(2, 3).ravel()
     colours = matplotlib.colormaps["tab10"]
     for ax, (_, ylabel, title, keys) in zip(axes, PANELS):
         for i, (name, rows) in enumerate(runs.items()):
@@ -66,17 +87,23 @@ def training_curves_figure(runs, *, smoothing: int | None = None, floors: dict[s
         if keys == ("knn_top1",):
             for name, value in (floors or {}).items():
                 ax.axhline(value, color=FLOOR_STYLES.get(name, "#9467bd"), ls=":" if name == "chance" else "--",
-                           lw=1, label=f"{name} {value:.3f}")
-        ax.set(xlabel="step", ylabel=ylabel, title=title)
+                           lw=1.2, label=f"{name} {value:.3f}")
+        ax.set_xlabel("step", fontsize=10)
+        ax.set_ylabel(ylabel, fontsize=10)
+        ax.set_title(title, fontsize=12)
         if ylabel in ("fraction of queries", "kNN top-1"):
             ax.set_ylim(-0.02, 1.02)
         if not ax.lines:
             ax.text(0.5, 0.5, "not logged by this method", ha="center", va="center", transform=ax.transAxes,
-                    color="grey")
+                    color="grey", fontsize=11)
         elif any(line.get_label() and not line.get_label().startswith("_") for line in ax.lines):
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=9)
+    notes = axes[len(PANELS)]
+    notes.axis("off")
+    notes.set_title(NOTES[0], fontsize=12)
+    notes.text(0.0, 1.0, NOTES[1], va="top", ha="left", fontsize=9.5, transform=notes.transAxes)
     if window > 1:
-        fig.suptitle(f"moving average over {window} steps (learning rate and kNN unsmoothed)", fontsize=9)
+        fig.suptitle(f"moving average over {window} steps (learning rate and kNN unsmoothed)", fontsize=11)
     return fig
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from ..losses import soft_nearest_neighbor
 from ..objective import draw_support
@@ -89,8 +91,9 @@ def _frame_title(bank: FrameBank, row: int) -> str:
 def cycle_match_figure(bank: FrameBank, match: CycleMatch, *, top_k: int = 5, bars: int = 24):
     """Query, its top-k support frames with weights w, the ranking back of n, and the weight profile.
 
-    Support frames are framed green when their class equals the query's; candidates are framed
-    green when they are from the query's own video (where the cycle should return).
+    One encoding throughout, with its legend in the figure: every frame is framed green when its
+    class is the query's and red otherwise; a candidate from the query's own video (where the cycle
+    should return) is marked ★ in its title.
     """
     q = match.query
     qlabel = int(bank.labels[q])
@@ -113,11 +116,12 @@ def cycle_match_figure(bank: FrameBank, match: CycleMatch, *, top_k: int = 5, ba
     for j in range(k):
         row = int(match.candidates[j])
         own = bool(match.own_video[j])
+        same_class = int(bank.labels[row]) == qlabel
         show_image(fig.add_subplot(grid[1, j + 1]), bank.images[row],
                    f"back #{j + 1}: n·c = {float(match.scores[j]):.2f}\n"
-                   + ("own video" if own else f"video {int(bank.video_ids[row])}") + f" · f{int(bank.frame_indices[row])}"
+                   + ("★ own video" if own else f"video {int(bank.video_ids[row])}") + f" · f{int(bank.frame_indices[row])}"
                    + f"\nclass {bank.class_name(int(bank.labels[row]))}",
-                   border=OK_COLOUR if own else BAD_COLOUR)
+                   border=OK_COLOUR if same_class else BAD_COLOUR)
     ax = fig.add_subplot(grid[2, :])
     b = min(bars, len(match.weights))
     colours = [OK_COLOUR if int(bank.labels[int(r)]) == qlabel else BAD_COLOUR for r in match.support[:b]]
@@ -128,4 +132,9 @@ def cycle_match_figure(bank: FrameBank, match: CycleMatch, *, top_k: int = 5, ba
                f"does not return: first own-video frame at rank {match.own_video_rank}" if match.own_video_rank
                else "cannot return: the query's video has no other frame in the bank")
     fig.suptitle(f"{bank.name}: cycle of query {q} {verdict}", fontsize=11)
+    fig.legend(handles=[Patch(facecolor="none", edgecolor=OK_COLOUR, linewidth=2, label="the query's class"),
+                        Patch(facecolor="none", edgecolor=BAD_COLOUR, linewidth=2, label="another class"),
+                        Line2D([], [], linestyle="none", marker="*", color="black",
+                               label="the query's own video (where the cycle should return)")],
+               loc="outside lower center", ncols=3, fontsize=8, frameon=False)
     return fig

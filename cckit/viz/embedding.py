@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
+from ..diagnostics import video_spread
 from .bank import FrameBank
 from .images import new_figure
 
@@ -54,7 +55,8 @@ def embedding_figure(coords: np.ndarray, groups, *, group_names: list[str] | Non
 
     Args:
         coords: (N, 2) from :func:`embed_2d`.
-        groups: (N,) int group of each point; up to 20 groups get a legend, more share 20 colours.
+        groups: (N,) int group of each point; up to 20 groups get a legend, more share 20 colours;
+            group -1 is a grey background (points outside the highlighted groups).
         group_names: names of groups 0..G-1 for the legend.
         images: optional (N, H, W, 3) uint8; ``thumbnails`` of them, drawn at random, are placed
             on their points.
@@ -65,7 +67,9 @@ def embedding_figure(coords: np.ndarray, groups, *, group_names: list[str] | Non
         fig = new_figure(6.4, 5.6, layout="constrained")
         ax = fig.add_subplot()
     fig = ax.figure
-    uniq = np.unique(groups)
+    if (groups < 0).any():  # the background: every frame outside the highlighted groups
+        ax.scatter(coords[groups < 0, 0], coords[groups < 0, 1], s=6, color="#d0d0d0", alpha=0.6, zorder=0)
+    uniq = np.unique(groups[groups >= 0])
     name = lambda g: group_names[g] if group_names and 0 <= g < len(group_names) else str(g)  # noqa: E731
     colour_of = {}
     if len(uniq) <= 20:
@@ -73,7 +77,9 @@ def embedding_figure(coords: np.ndarray, groups, *, group_names: list[str] | Non
         for i, g in enumerate(uniq):
             pick = groups == g
             colour_of[g] = cmap(i % cmap.N)
-            ax.scatter(coords[pick, 0], coords[pick, 1], s=10, color=colour_of[g], label=name(int(g)), alpha=0.8)
+            size = 28 if (groups < 0).any() else 10  # highlighted groups stand out from the grey background
+            ax.scatter(coords[pick, 0], coords[pick, 1], s=size, color=colour_of[g], label=name(int(g)), alpha=0.9,
+                       edgecolors="black" if size > 10 else "none", linewidths=0.4)
         ax.legend(title=legend_title, fontsize=7, title_fontsize=8, markerscale=1.5, loc="center left",
                   bbox_to_anchor=(1.01, 0.5), frameon=False)
     else:  # many groups (videos): 20 colours shuffled over the groups, so neighbouring ids differ
@@ -99,13 +105,31 @@ def embedding_figure(coords: np.ndarray, groups, *, group_names: list[str] | Non
     return fig
 
 
-def bank_groups(bank: FrameBank, color_by: str) -> tuple[torch.Tensor, list[str] | None, str]:
-    """``(groups, names, legend title)`` of a bank's frames for ``color_by`` = ``"class"`` or ``"video"``."""
+def bank_groups(bank: FrameBank, color_by: str, *, highlight: int = 6,
+                seed: int = 0) -> tuple[torch.Tensor, list[str] | None, str]:
+    """``(groups, names, legend title)`` of a bank's frames for ``color_by`` = ``"class"`` or ``"video"``.
+
+    By video, ``highlight`` videos (of different classes where there are enough, drawn with
+    ``seed``) are groups 0.., named "video v · class c"; every other frame is group -1 (drawn grey).
+    """
     if color_by == "class":
         return bank.labels, bank.class_names or None, "class"
-    if color_by == "video":
-        return torch.unique(bank.video_ids, return_inverse=True)[1], None, "video"
-    raise ValueError(f"color_by must be 'class' or 'video', got {color_by!r}")
+    if color_by != "video":
+        raise ValueError(f"color_by must be 'class' or 'video', got {color_by!r}")
+    videos = torch.unique(bank.video_ids)
+    order = videos[torch.randperm(len(videos), generator=torch.Generator().manual_seed(seed))]
+    label_of = {int(v): int(bank.labels[bank.video_ids == v][0]) for v in order}
+    picked, classes = [], set()
+    for v in order.tolist():  # one video per class first, then any
+        if label_of[v] not in classes and len(picked) < highlight:
+            picked.append(v)
+            classes.add(label_of[v])
+    picked += [v for v in order.tolist() if v not in picked][:highlight - len(picked)]
+    groups = torch.full_like(bank.video_ids, -1)
+    for i, v in enumerate(picked):
+        groups[bank.video_ids == v] = i
+    names = [f"video {v} · class {bank.class_name(label_of[v])}" for v in picked]
+    return groups, names, f"{len(picked)} of {len(videos)} videos"
 
 
 def compare_embeddings_figure(banks: dict[str, FrameBank], *, color_by: str = "class", space: str = "features",
@@ -114,7 +138,8 @@ def compare_embeddings_figure(banks: dict[str, FrameBank], *, color_by: str = "c
     """One map per bank (e.g. per method), side by side, same colouring; ``coords`` skips the fitting.
 
     The maps are fitted independently, so compare the grouping inside each panel, not positions
-    across panels. The fitted maps are kept in ``fig.cckit_coords`` (name -> (N, 2)).
+    across panels. By video, a few videos are highlighted over the others in grey, and each title
+    gives :func:`cckit.diagnostics.video_spread` of the features (not of the 2-D map). The fitted maps are kept in ``fig.cckit_coords`` (name -> (N, 2)).
     """
     fig = new_figure(5.2 * len(banks) + 1.2, 5.0, layout="constrained")
     axes = fig.subplots(1, len(banks), squeeze=False)[0]
@@ -125,9 +150,12 @@ def compare_embeddings_figure(banks: dict[str, FrameBank], *, color_by: str = "c
         else:
             xy, used = embed_2d(bank.space(space), method=method, seed=seed)
         fitted[name] = xy
-        groups, names, legend = bank_groups(bank, color_by)
+        groups, names, legend = bank_groups(bank, color_by, seed=seed)
+        title = f"{name}: {METHOD_LABELS[used]} of {SPACE_LABELS.get(space, space)}"
+        if color_by == "video":  # the number that answers "do the features encode the video?"
+            title += f"\nvideo spread {video_spread(bank.space(space), bank.video_ids):.2f} (1 = videos not told apart)"
         embedding_figure(xy, groups, group_names=names, images=bank.images, thumbnails=thumbnails, method=used,
-                         title=f"{name}: {METHOD_LABELS[used]} of {SPACE_LABELS.get(space, space)}", legend_title=legend, ax=ax, seed=seed)
+                         title=title, legend_title=legend, ax=ax, seed=seed)
         if ax is not axes[-1] and ax.get_legend() is not None:
             ax.get_legend().remove()  # one legend, on the right
     fig.cckit_coords = fitted

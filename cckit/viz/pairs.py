@@ -71,6 +71,6 @@ def positive_pairs_figure(dataset: TrainClips, indices, *, class_names: list[str
             title = f"video {int(pairs['video_ids'][col])} · class {name}\nf = {f}, f' = {f2}" if row == 0 else ""
             show_image(axes[row, col], image, title)
             if col == 0:
-                axes[row, col].set_ylabel(caption, fontsize=8)
-    fig.suptitle("Positive pairs of one batch (augmented crops are what the encoder sees)", fontsize=10)
+                axes[row, col].set_ylabel(caption, fontsize=10)
+    fig.suptitle("Positive pairs of one batch (augmented crops are what the encoder sees)", fontsize=12)
     return fig

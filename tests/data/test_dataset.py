@@ -1,16 +1,16 @@
-"""Tests for cckit.data.dataset: training items pure in (seed, epoch, index), frame sampling rules,
-the frame store's paths, and the replacement of a video that fails mid-run (counted, never a crash)."""
+"""Tests for cckit.data.dataset: training items pure in (seed, epoch, index) whichever path the frame
+store reads, frame sampling rules, and the replacement of a video that fails mid-run (counted, never a crash)."""
 
 import json
 
 import av
-import numpy as np
 import pytest
 import torch
 
 from cckit.config import DataConfig, load_config
-from cckit.data import dataset as dataset_module
-from cckit.data.dataset import FrameStore, TrainClips
+from cckit.data import frame_store
+from cckit.data.dataset import TrainClips
+from cckit.data.frame_store import FrameStore
 from cckit.data.index import index_data
 from cckit.errors import DataError
 from media import private_index_cache, write_video  # noqa: F401 (the fixture applies to every test here)
@@ -34,11 +34,11 @@ def _records(root):
     return index_data(_cfg(root)).splits["train"]
 
 
-def test_items_are_pure_and_identical_with_or_without_the_frame_cache(videos):
+def test_items_are_pure_and_identical_with_or_without_frames_in_memory(videos):
     records = _records(videos)
     cached = TrainClips(records, _cfg(videos, frames_in_memory=True), seed=3)
     streamed = TrainClips(records, _cfg(videos, frames_in_memory=False), seed=3)
-    assert cached.frames.cache is not None and streamed.frames.cache is None
+    assert cached.frames.loaded is not None and streamed.frames.loaded is None
     for item in (5, (2, 7), (0, 0)):
         a, b, again = cached[item], streamed[item], cached[item]
         assert len(a) == 5 and a[4] is False and a[3] == records[item[1] if isinstance(item, tuple) else item].video_id
@@ -70,7 +70,7 @@ def test_a_batch_is_its_items_stacked(videos, in_memory):
         one = clips[item]
         assert torch.equal(frames[n], one[0]) and int(seeds[n]) == one[1] and int(ids[n]) == one[2]
         f, f2 = clips.sample_frames(item[1], item[0])
-        expected = FrameStore(records, cache=False).get(item[1], [f, f2])
+        expected = FrameStore(records, in_memory=False).get(item[1], [f, f2])
         assert torch.equal(frames[n], torch.from_numpy(expected).permute(0, 3, 1, 2))
     assert not replaced.any() and len(set(seeds.tolist())) == 4  # (2, 7) twice: one seed
     loader = clips.batch([3, 4])  # plain indices use clips.epoch
@@ -83,7 +83,7 @@ def test_frames_of_several_sizes_are_cached_per_video_and_resized_in_the_batch(t
     write_video(root / "a" / "v1.mp4", 4, size=48, seed=1, gop=3)
     records = _records(root)
     clips = TrainClips(records, _cfg(root, frames_in_memory=True, augment="batch", size=32), seed=0)
-    assert clips.frames.block is None and len(clips.frames.cache) == 2  # no one block for two sizes
+    assert clips.frames.block is None and len(clips.frames.loaded) == 2  # no one block for two sizes
     frames = clips.batch([0, 1])[0]
     assert frames.shape == (2, 2, 3, 32, 32)
     big = [r.num_frames for r in records].index(4)
@@ -91,22 +91,6 @@ def test_frames_of_several_sizes_are_cached_per_video_and_resized_in_the_batch(t
     source = torch.from_numpy(clips.frames.get(big, [f, f2])).permute(0, 3, 1, 2)
     from torchvision.transforms import v2
     assert torch.equal(frames[big], v2.functional.resize(source, [32, 32], antialias=True))
-
-
-def test_a_video_whose_frames_are_not_the_indexed_size_is_named_or_skipped(tmp_path):
-    import dataclasses
-    root = tmp_path / "wrong"
-    write_video(root / "a" / "v0.mp4", 3, seed=0, gop=3)
-    write_video(root / "a" / "v1.mp4", 4, size=48, seed=1, gop=3)
-    records = [dataclasses.replace(r, width=32, height=32) for r in _records(root)]  # the index is off for v1
-    with pytest.raises(DataError, match=r"v1\.mp4: frames decode at 48x48, the index says 32x32"):
-        FrameStore(records, cache=True)
-    store = FrameStore(records, cache=True, on_error="skip")
-    wrong = [r.path for r in records].index(str(root / "a" / "v1.mp4"))
-    assert store.block is not None and list(store.errors) == [wrong]
-    assert store.take(np.array([wrong]), np.array([[0, 1]])) is None  # the batch reads per video then
-    with pytest.raises(DataError, match="48x48"):
-        store.get(wrong, [0])
 
 
 def test_one_frame_videos_and_max_frame_distance(videos):
@@ -119,13 +103,6 @@ def test_one_frame_videos_and_max_frame_distance(videos):
     uniform = TrainClips(records, _cfg(videos), seed=0)
     gaps = {abs(f - f2) for f, f2 in (uniform.sample_frames(7, e) for e in range(200))}
     assert max(gaps) > 2
-
-
-def test_cache_limit_falls_back_to_reading_on_demand(videos):
-    records = _records(videos)
-    store = FrameStore(records, cache=True, cache_limit_gb=1e-6)
-    assert store.cache is None and store.memory_bytes() == sum(r.num_frames for r in records) * 32 * 32 * 3
-    np.testing.assert_array_equal(store.get(7, [6, 1]), FrameStore(records, cache=True).get(7, [6, 1]))
 
 
 def _break(path):
@@ -159,14 +136,14 @@ def test_replaced_samples_are_counted_in_the_training_metrics(videos, tmp_path, 
     from cckit.train import train
 
     broken = str(videos / "c0" / "v2.mp4")
-    real = dataset_module.read_frames
+    real = frame_store.read_frames
 
     def flaky(path, indices, **kw):
         if path == broken:
             raise DataError(f"{path}: decoding failed after 0 frames (injected)")
         return real(path, indices, **kw)
 
-    monkeypatch.setattr(dataset_module, "read_frames", flaky)
+    monkeypatch.setattr(frame_store, "read_frames", flaky)
     overrides = [o for o in tiny_overrides if not o.startswith(("data.root", "run_dir"))]
     cfg = load_config(None, overrides + [f"data.root={videos}", "data.source=videos", "data.frames_in_memory=false",
                                          f"run_dir={tmp_path / 'run'}", "train.max_steps=3"])

@@ -1,5 +1,5 @@
 """Tests for cckit.data.index, scan and extract: every file checked before training, clear errors
-for bad files (also through the real CLI), skip reports, one-frame videos, the frame cache."""
+for bad files (also through the real CLI), skip reports, one-frame videos, extracting frames."""
 
 import json
 import os
@@ -10,12 +10,11 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from PIL import Image
 
 from cckit import cli
 from cckit.config import DataConfig
 from cckit.data.video import seek_index as video_index
-from cckit.data.dataset import FrameStore
+from cckit.data.frame_store import FrameStore
 from cckit.data.index import index_data
 from cckit.data.scan import format_report, scan
 from cckit.data.video import read_frames
@@ -89,35 +88,6 @@ def test_all_bad_gives_a_clear_error(tmp_path):
         index_data(DataConfig(source="videos", root=str(tmp_path / "bad"), on_error="skip"))
 
 
-def _frames_folder(root: Path) -> list[np.ndarray]:
-    rng = np.random.default_rng(0)
-    arrays = []
-    for v in range(2):
-        for t in range(3):
-            array = rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)
-            (root / f"v{v}").mkdir(parents=True, exist_ok=True)
-            Image.fromarray(array).save(root / f"v{v}" / f"{t:04d}.png")
-            arrays.append(array)
-    return arrays
-
-
-def test_frame_folders_are_checked_and_read_exactly(tmp_path):
-    arrays = _frames_folder(tmp_path / "frames")
-    index = index_data(DataConfig(source="frames", root=str(tmp_path / "frames")))
-    records = index.splits["train"]
-    assert [r.num_frames for r in records] == [3, 3] and index.report["codecs"] == {"png image": 2}
-    for cache in (False, True):
-        store = FrameStore(records, cache=cache)
-        np.testing.assert_array_equal(store.get(1, [2, 0]), np.stack([arrays[5], arrays[3]]))
-    cut = tmp_path / "frames" / "v1" / "0001.png"
-    cut.write_bytes(cut.read_bytes()[:-20])
-    with pytest.raises(DataError, match=r"0001\.png: truncated PNG"):
-        index_data(DataConfig(source="frames", root=str(tmp_path / "frames")))
-    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(cut)
-    with pytest.raises(DataError, match="differ in size"):
-        index_data(DataConfig(source="frames", root=str(tmp_path / "frames")))
-
-
 def test_manifest_frame_count_is_verified(tiny_data, tmp_path):
     manifest = json.loads((tiny_data / "manifest.json").read_text())
     manifest["videos"][0]["num_frames"] += 1
@@ -185,7 +155,7 @@ def test_cli_data_with_a_config_still_works(class_folders, capsys):
 
 
 @pytest.mark.parametrize("fmt", ["npy", "png", "jpg"])
-def test_extract_writes_a_frame_cache_that_training_reads(class_folders, tmp_path, capsys, fmt):
+def test_extract_writes_frames_that_the_store_reads(class_folders, tmp_path, capsys, fmt):
     out = tmp_path / f"cache_{fmt}"
     args = ["data", "extract", f"data.root={class_folders}", "data.source=videos", "--out", str(out),
             "--format", fmt, "--quiet"]
@@ -194,7 +164,7 @@ def test_extract_writes_a_frame_cache_that_training_reads(class_folders, tmp_pat
     assert summary["extracted"] == 7 and summary["frames"] == 28 and summary["use"] == f"data.extracted_frames={out}"
     assert cli.main(args) == 0 and json.loads(capsys.readouterr().out)["up_to_date"] == 7
     records = index_data(DataConfig(source="videos", root=str(class_folders))).splits["train"]
-    store = FrameStore(records, cache=False, frame_cache=str(out))
+    store = FrameStore(records, in_memory=False, extracted_frames=str(out))
     assert all(e is not None for e in store.extracted)
     for i, r in enumerate(records):
         wanted = list(range(r.num_frames))[::-1]
@@ -204,7 +174,7 @@ def test_extract_writes_a_frame_cache_that_training_reads(class_folders, tmp_pat
         else:
             np.testing.assert_array_equal(got, exact)
     write_video(Path(records[0].path), 2, seed=5)  # a changed source is decoded, not read stale
-    assert FrameStore(records, cache=False, frame_cache=str(out)).extracted[0] is None
+    assert FrameStore(records, in_memory=False, extracted_frames=str(out)).extracted[0] is None
 
 
 def test_checking_in_worker_processes_gives_the_same_index(tmp_path):

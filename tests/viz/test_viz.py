@@ -222,6 +222,14 @@ def test_knn_explorer_accuracy_is_the_weighted_knn():
     assert torch.equal(explorer.predictions, pred1) and "k = 1" in explorer.summary.value
 
 
+def test_floor_lines_of_an_evaluation():
+    from cckit.viz import floor_lines
+    metrics = {"knn20_top1": 0.6, "knn20_top1_pixels": 0.31, "knn20_top1_random_init": 0.21,
+               "knn20_top1_random_init_bn": 0.17, "knn200_top1_pixels": 0.3, "chance": 0.13}
+    assert floor_lines(metrics, 20) == {"raw pixels": 0.31, "random init": 0.21, "random init, BN on data": 0.17,
+                                        "chance": 0.13}
+
+
 def test_training_curves_plot_the_logged_values(tmp_path):
     rows = [{"step": s, "loss": 5.0 - s / 10, "loss_intra": 4.0, "intra_top1": s / 20, "lr": 0.1 / s} for s in range(1, 11)]
     knn = [{"step": 0, "knn_top1": 0.2}, {"step": 5, "knn_top1": 0.3}, {"step": 10, "knn_top1": 0.45}]
@@ -229,14 +237,15 @@ def test_training_curves_plot_the_logged_values(tmp_path):
     lines = [json.dumps(knn[0])] + [json.dumps(r) for r in rows]  # the monitor's step-0 row comes first
     (tmp_path / "metrics.jsonl").write_text("".join(line + "\n" for line in lines) + '{"step": 11, "lo')
     fig = training_curves_figure(tmp_path, smoothing=1)
-    loss_ax, top1_ax, cycle_ax, lr_ax, knn_ax = fig.axes
+    loss_ax, top1_ax, cycle_ax, lr_ax, knn_ax, notes_ax = fig.axes
+    assert "random vectors" in notes_ax.texts[0].get_text()  # why the first cycle-rate readings are high
     np.testing.assert_allclose(knn_ax.lines[0].get_xdata(), [0, 5, 10])
     np.testing.assert_allclose(knn_ax.lines[0].get_ydata(), [r["knn_top1"] for r in knn])
     np.testing.assert_allclose(loss_ax.lines[0].get_ydata(), [r["loss"] for r in rows])
     np.testing.assert_allclose(top1_ax.lines[0].get_xdata(), range(1, 11))
     np.testing.assert_allclose(lr_ax.lines[0].get_ydata(), [r["lr"] for r in rows])
     assert not cycle_ax.lines and "not logged" in cycle_ax.texts[0].get_text()  # intra_video logs no cycle rate
-    assert all(ax.get_xlabel() == "step" and ax.get_ylabel() for ax in fig.axes)
+    assert all(ax.get_xlabel() == "step" and ax.get_ylabel() for ax in fig.axes[:5])
     two = training_curves_figure({"a": rows, "b": rows[:5]}, smoothing=1)
     assert len(two.axes[3].lines) == 2
 
@@ -263,6 +272,21 @@ def test_embedding_maps_and_fallbacks():
                                fig.cckit_coords["x"].mean(0), atol=1e-5)
 
 
+def test_by_video_highlights_a_few_videos_of_distinct_classes_and_gives_the_video_spread():
+    from cckit.diagnostics import video_spread
+    from cckit.viz.embedding import bank_groups
+    bank = random_bank(videos=10, frames=4, classes=5)
+    groups, names, legend = bank_groups(bank, "video", highlight=6)
+    picked = [int(bank.video_ids[groups == i][0]) for i in range(6)]
+    assert len(set(picked)) == 6 and (groups == -1).sum() == 4 * 4 and legend == "6 of 10 videos"
+    assert len({int(bank.labels[bank.video_ids == v][0]) for v in picked[:5]}) == 5  # one per class first
+    assert names[0] == f"video {picked[0]} · class c{int(bank.labels[bank.video_ids == picked[0]][0])}"
+    fig = compare_embeddings_figure({"x": bank}, color_by="video", method="pca", thumbnails=0)
+    ax = fig.axes[0]
+    assert f"video spread {video_spread(bank.features, bank.video_ids):.2f}" in ax.get_title()
+    assert len(ax.collections) == 7 and len(ax.get_legend().get_texts()) == 6  # grey background + 6 videos
+
+
 @pytest.mark.slow
 def test_umap_map_of_two_separated_classes():
     g = torch.Generator().manual_seed(0)
@@ -273,3 +297,14 @@ def test_umap_map_of_two_separated_classes():
     ca, cb = xy[:30].mean(0), xy[30:].mean(0)
     spread = max(np.linalg.norm(xy[:30] - ca, axis=1).max(), np.linalg.norm(xy[30:] - cb, axis=1).max())
     assert np.linalg.norm(ca - cb) > spread  # the two classes land apart
+
+
+def test_cycle_browser_opens_on_the_callers_query_and_support_size():
+    banks = {"a": random_bank(seed=0, name="a")}
+    # 12 is not among the choices: it is added, so the widget shows what cycle_match(…, 12) shows
+    browser = CycleBrowser(banks, support_sizes=(8, 16), temperatures=(0.5,), nn_temperature=0.07, support_size=12,
+                           query=7)
+    assert browser.support.value == 12 and browser.temperature.value == 0.07 and browser.match.query == 7
+    ref = cycle_match(banks["a"], 7, support_size=12, nn_temperature=0.07)
+    assert torch.equal(browser.match.support, ref.support) and browser.match.own_video_rank == ref.own_video_rank
+    assert [v for _, v in browser.support.options] == [8, 12, 16, 40]

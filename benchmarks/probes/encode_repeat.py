@@ -1,12 +1,12 @@
 """Are generated videos byte-reproducible? Encode the same rendered videos many times in one process.
 
-    .venv/bin/python benchmarks/encode_repeat.py                 # 100 rounds of 6 videos, mbtree off (the kit's setting) and on
+    .venv/bin/python benchmarks/probes/encode_repeat.py                 # 100 rounds of 6 videos, mbtree off (the kit's setting) and on
 
 Renders and encodes six 32-px moving-digit videos (seed 1), one after the other as a generation
 does, ``--rounds`` times through the generator's encoder, with x264's macroblock-tree rate control off (``mbtree=0``, what
 ``cckit.data.synthetic`` uses) and on (x264's default, the kit's setting before generator version
 2), and counts the rounds in which any video's bytes differ from the first round.
-Writes benchmarks/results/encode_repeat.json.
+Writes benchmarks/results/encode_repeat.json (``--out``).
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from cckit.data import synthetic as S
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=100)
+    p.add_argument("--out", default="benchmarks/results/encode_repeat.json", help="where the JSON goes")
     args = p.parse_args()
     images, labels, _ = S.load_digits_arrays()
     jobs = []
@@ -52,7 +53,7 @@ def main() -> None:
             differing += data != first
         out[f"{name}_rounds_differing"] = differing
         print(f"{name}: {differing} of {args.rounds} rounds had a video whose bytes differ from round 1")
-    Path("benchmarks/results/encode_repeat.json").write_text(json.dumps(out, indent=1) + "\n")
+    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """Calibrate the default data: for candidate styles and training settings, measure the kNN floors
 (raw pixels, random-init backbone) and, unless --floors-only, the trained kNN, side by side.
 
-    python benchmarks/calibrate.py --floors-only             # cheap: floors of every candidate style
-    python benchmarks/calibrate.py --styles B --runs sgd adamw   # train some candidates
+    python benchmarks/probes/calibrate.py --floors-only             # cheap: floors of every candidate style
+    python benchmarks/probes/calibrate.py --styles B --runs sgd adamw   # train some candidates
 
-Results are appended to benchmarks/results/calibration.jsonl, one JSON line per measurement.
+Each style's videos are generated under --data-root at the config's data sizes (data.num_train,
+data.size, ...). Results are appended to benchmarks/results/calibration.jsonl, one JSON line per measurement.
 """
 from __future__ import annotations
 
@@ -147,8 +148,11 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     for style_name in args.styles:
         root = Path(args.data_root) / style_name
-        make_default_dataset(root, style=STYLES[style_name], workers=2)
         data = [f"data.source=manifest", f"data.root={root}"]
+        sizes = load_config(args.config, data + args.overrides).data  # the config's data sizes
+        make_default_dataset(root, style=STYLES[style_name], num_train=sizes.num_train, num_test=sizes.num_test,
+                             frames_per_video=tuple(sizes.frames_per_video), size=sizes.size, seed=sizes.seed,
+                             workers=2)
         runs = [None] if args.floors_only else args.runs
         for run in runs:
             tic = time.perf_counter()

@@ -9,8 +9,8 @@ own code except the data (the trainer's clips and batched augmentation, frames i
 backbone constructor and the kNN monitor, which are the kit's so that both loops read the same
 frames, the same architecture and the same curve.
 
-    python benchmarks/reference_moco.py --style clutter --positive frame --steps 4000
-    python benchmarks/reference_moco.py --style clutter --positive video --steps 4000 --head mlp
+    python benchmarks/probes/reference_moco.py --style clutter --positive frame --steps 4000
+    python benchmarks/probes/reference_moco.py --style clutter --positive video --steps 4000 --head mlp
 
 ``--positive frame``: k+ = f_k(x_k), a second crop of the query's frame (MoCo). ``video``: k+ =
 f_k(x_p), a crop of another frame of the video (the paper's intra-video positive); the queue

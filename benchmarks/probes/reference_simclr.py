@@ -2,9 +2,9 @@
 probes compare cckit's MoCo-based trainer against (does the loss leave the log(2N-1) plateau,
 does frame kNN move?). Not part of the library.
 
-    python benchmarks/reference_simclr.py --root data/calibration/S --steps 200 --positive frame
-    python benchmarks/reference_simclr.py --root data/calibration/S --steps 200 --positive video
-    python benchmarks/reference_simclr.py --root data/calibration/S --steps 160 --positive video --stop-grad
+    python benchmarks/probes/reference_simclr.py --root data/calibration/S --steps 200 --positive frame
+    python benchmarks/probes/reference_simclr.py --root data/calibration/S --steps 200 --positive video
+    python benchmarks/probes/reference_simclr.py --root data/calibration/S --steps 160 --positive video --stop-grad
 
 ``--positive frame`` pairs two crops of one frame (x_q, x_k), ``video`` a crop of another frame
 (x_q, x_p); ``--stop-grad`` detaches the positive view (as the trainer's momentum keys are).
@@ -40,7 +40,8 @@ def main() -> None:
     args = p.parse_args()
     torch.manual_seed(args.seed)
     cfg = load_config("configs/quickstart.yaml", ["data.source=manifest", f"data.root={args.root}",
-                                                   "data.crop_scale=[0.4,1.0]", "data.augment=loader"] + args.overrides)
+                                                   "data.crop_scale=[0.4,1.0]", "data.augment=loader",
+                                                   "data.color_ops=torchvision"] + args.overrides)
     splits = load_splits(cfg.data)
     # (epoch, index) items, as the trainer's: every epoch draws new frames and crops. (A plain
     # shuffled DataLoader would replay epoch 0's fixed pairs, which a network memorises quickly.)

@@ -1,7 +1,7 @@
 """A/B of BatchAugment variants inside a training loop, where their cost is what the loop pays.
 
-    python benchmarks/augment_ab.py cckit/data/batch_augment.py /tmp/variant.py [more.py ...]
-    python benchmarks/augment_ab.py A.py B.py --config configs/quickstart.yaml --calls 40
+    python benchmarks/probes/augment_ab.py cckit/data/batch_augment.py /tmp/variant.py [more.py ...]
+    python benchmarks/probes/augment_ab.py A.py B.py --config configs/quickstart.yaml --calls 40
 
 Each file is a copy of ``cckit/data/batch_augment.py`` (relative imports are fine: it is loaded
 as a module of ``cckit.data``) with one change. Every iteration gathers a batch with

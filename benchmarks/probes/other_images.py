@@ -7,7 +7,7 @@ instances into disjoint train and test pools, and writes them as moving-object v
 :func:`cckit.data.synthetic.make_moving_videos` in the ``clutter`` style, exactly as the default
 data is written. Then train any preset on them:
 
-    python benchmarks/other_images.py --root data/shapes_clutter
+    python benchmarks/probes/other_images.py --root data/shapes_clutter
     cckit demo configs/paper_cpu.yaml data.source=manifest data.root=data/shapes_clutter run_dir=runs/paper_cpu_shapes
 """
 from __future__ import annotations
@@ -90,7 +90,7 @@ def main() -> None:
         for record in made:
             record["source_index"] = int(pool[record["source_index"]])
         records += made
-    meta = {"generator": "benchmarks/other_images.py", "classes": list(CLASSES), "style": args.style, "seed": args.seed,
+    meta = {"generator": "benchmarks/probes/other_images.py", "classes": list(CLASSES), "style": args.style, "seed": args.seed,
             "per_class": args.per_class, "num_train": args.num_train, "num_test": args.num_test}
     print(write_manifest(args.root, records, meta))
 

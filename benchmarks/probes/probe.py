@@ -1,8 +1,9 @@
 """One learning probe = one `cckit train` run with the kNN monitor; its curve goes to a JSON-lines log.
 
-    python benchmarks/probe.py NAME [key=value ...]       # appends to benchmarks/results/learning_probes.jsonl
-    python benchmarks/probe.py NAME --detach-second [key=value ...]
-    python benchmarks/probe.py NAME --log=benchmarks/results/regime_paper_cpu.jsonl configs/paper_cpu.yaml [key=value ...]
+    python benchmarks/probes/probe.py NAME [key=value ...]       # appends to benchmarks/results/learning_probes.jsonl
+    python benchmarks/probes/probe.py NAME --detach-second [key=value ...]
+    python benchmarks/probes/probe.py NAME --log=benchmarks/results/regime_paper_cpu.jsonl configs/paper_cpu.yaml [key=value ...]
+    python benchmarks/probes/probe.py NAME --runs=/tmp/probes [key=value ...]   # the run in /tmp/probes/NAME
 
 ``--detach-second`` (a bisect step, not a library option): with ``method.key_encoder=online``, the
 second view's embedding enters NT-Xent without gradient, so the only change from the online
@@ -24,10 +25,15 @@ from cckit.config import load_config
 from cckit.train import train
 
 
+OPTIONS = {"--log": "benchmarks/results/learning_probes.jsonl",  # the record the row is appended to
+           "--runs": "runs/probes"}  # the folder of the run directory NAME (replaced if present)
+
+
 def main() -> None:
     name, overrides = sys.argv[1], sys.argv[2:]
-    log = next((o.split("=", 1)[1] for o in overrides if o.startswith("--log=")), "benchmarks/results/learning_probes.jsonl")
-    overrides = [o for o in overrides if not o.startswith("--log=")]
+    options = OPTIONS | dict(o.split("=", 1) for o in overrides if o.startswith(tuple(f"{k}=" for k in OPTIONS)))
+    overrides = [o for o in overrides if o.split("=", 1)[0] not in OPTIONS]
+    given = list(overrides)
     if "--detach-second" in overrides:
         overrides = [o for o in overrides if o != "--detach-second"]
         import cckit.objective as objective
@@ -40,7 +46,7 @@ def main() -> None:
     config = "configs/quickstart.yaml"
     if overrides and overrides[0].endswith(".yaml"):
         config, overrides = overrides[0], overrides[1:]
-    run_dir = Path("runs/probes") / name
+    run_dir = Path(options["--runs"]) / name
     if run_dir.exists():
         import shutil
         shutil.rmtree(run_dir)
@@ -54,11 +60,10 @@ def main() -> None:
     diag = {s: {k: round(v, 4) for k, v in at[s].items() if k in keys or k.startswith("diag_")}
             for s, _ in curve if s in at}
     speed = [r["images_per_s"] for r in rows if "images_per_s" in r][5:]
-    given = [o for o in sys.argv[2:] if not o.startswith("--log=")]
     row = {"probe": name, "config": config, "overrides": given, "knn_curve": curve, "diagnostics": diag,
            "images_per_s_median": round(sorted(speed)[len(speed) // 2], 1) if speed else None,
            "seconds": round(time.perf_counter() - tic, 1), "steps": result["steps"]}
-    out = Path(log)
+    out = Path(options["--log"])
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "a") as f:
         f.write(json.dumps(row) + "\n")

@@ -1,7 +1,7 @@
 """The bisect tables of benchmarks/README.md ("The paper's recipe at CPU scale"), printed as markdown
 from the probe records, so they can be regenerated and checked:
 
-    python benchmarks/bisect_table.py
+    python benchmarks/probes/bisect_table.py
 
 Reads ``results/reference_moco.jsonl`` (runs of ``reference_moco.py``) and
 ``results/learning_probes.jsonl`` (``cckit train`` probes). For each run: kNN top-1 at steps 0,
@@ -14,7 +14,7 @@ import json
 import math
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
+RESULTS = Path(__file__).resolve().parents[1] / "results"  # benchmarks/results
 REF_DEFAULTS = {"style": "clutter", "positive": "frame", "K": 4096, "m": 0.99, "T": 0.1, "lr": 0.015, "head": "linear",
                 "head_bn": False, "opt": "sgd", "batch_neg": False, "mask_own": False, "small_stem": False, "wd": 5e-4}
 
@@ -76,7 +76,43 @@ def preset_rows() -> list[str]:
             "|---|" + "---|" * (len(steps) + 3)] + rows
 
 
+REGIME_STEPS = (1000, 2000, 3000, 4000, 6000)
+REGIME_DIAG = (("diag_rank_cycle", "rank c", 1), ("diag_purity_cycle", "purity of w (c)", 3),
+               ("diag_cycle_rate", "cycle rate", 3), ("diag_own_video_return", "own-video return", 3))
+
+
+def regime_rows() -> list[str]:
+    """The regime search on ``configs/paper_cpu.yaml`` (``results/regime_paper_cpu.jsonl``, seed 0),
+    each probe's kNN curve and final cycle diagnostics beside the seed-0 runs of intra_video and
+    cycle_contrast (λ 0.1) of the stored comparison, which it differs from only by its overrides."""
+    rows = []
+    compare = RESULTS / "compare_paper_cpu" / "compare_methods.json"
+    if compare.is_file():
+        for e in json.loads(compare.read_text())["entries"]:
+            if e["method"] in ("intra_video", "cycle_contrast") and e["seed"] == 0 and "knn_curve" in e:
+                rows.append((f"{e['method']} (comparison, seed 0)", "—", e["knn_curve"], {}))
+    path = RESULTS / "regime_paper_cpu.jsonl"
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        r = json.loads(line)
+        last = r["diagnostics"].get(str(r["knn_curve"][-1][0]), {})
+        rows.append((r["probe"], " ".join(r["overrides"][1:]), r["knn_curve"], last))
+    out = []
+    for name, overrides, curve, last in rows:
+        end_step, end = curve[-1]
+        tail = next(v for k, v in curve if k >= 0.8 * end_step)
+        diag = " | ".join(f"{last[k]:.{d}f}" if k in last else "—" for k, _, d in REGIME_DIAG)
+        out.append(f"| {name} | {overrides} | " + " | ".join(_at(curve, k) for k in REGIME_STEPS)
+                   + f" | {100 * (end - tail):+.1f} | {diag} |")
+    if not out:
+        return []
+    return ["| run | overrides of configs/paper_cpu.yaml | " + " | ".join(f"kNN {k}" for k in REGIME_STEPS)
+            + " | gain over the last fifth (points) | " + " | ".join(h for _, h, _ in REGIME_DIAG) + " |",
+            "|---|---|" + "---|" * (len(REGIME_STEPS) + 1 + len(REGIME_DIAG))] + out
+
+
 if __name__ == "__main__":
+    print("### The cycle's regime on configs/paper_cpu.yaml (seed 0)\n")
+    print("\n".join(regime_rows()))
     print("### configs/paper_cpu.yaml\n")
     print("\n".join(preset_rows()))
     print("### reference_moco.py\n")

@@ -1,0 +1,155 @@
+"""The README's measured tables, generated from the records in ``benchmarks/results/``, so that they
+can be refreshed and checked instead of copied by hand:
+
+    python benchmarks/readme_tables.py --record runs/quickstart   # add a finished `make demo` run (this host)
+    python benchmarks/readme_tables.py --write                    # rewrite the generated blocks of README.md
+    python benchmarks/readme_tables.py --check                    # exit 1 when README.md differs from the records
+
+A generated block sits between ``<!-- generated: NAME -->`` and ``<!-- end generated -->``:
+
+- ``demo``: the main jobs' kNN top-1 against their floors, as ranges over the recorded runs
+  (``results/demo_runs.jsonl``: one line per run, with its seed and host) and over the seeds of the
+  stored comparisons, which train the same presets;
+- ``comparison``: from ``results/compare_paper_cpu/compare_methods.json`` (``cckit compare``): the
+  metrics table and the paired differences at the end and along the kNN curve.
+
+Results are exact only on the same host, thread count and library versions; across CPUs the float
+arithmetic differs and so do the numbers, which is why the README gives ranges.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import sys
+from pathlib import Path
+
+import torch
+
+from cckit.compare import markdown_table, paired_curve_table, paired_table
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+DEMO_RUNS = RESULTS / "demo_runs.jsonl"
+COMPARISONS = {"quickstart": RESULTS / "compare_quickstart" / "compare_methods.json",
+               "paper_cpu": RESULTS / "compare_paper_cpu" / "compare_methods.json"}
+MAIN_METHOD = "cycle_contrast"  # what make demo and make demo-paper train
+BLOCK = re.compile(r"(<!-- generated: (\w+) -->\n)(.*?)(<!-- end generated -->)", re.S)
+
+
+def host() -> str:
+    """CPU model, vector extensions and torch threads of this machine."""
+    model = platform.processor() or platform.machine()
+    flags = ""
+    if Path("/proc/cpuinfo").is_file():
+        text = Path("/proc/cpuinfo").read_text()
+        model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), model)
+        flags = " AVX-512" if " avx512f" in text else " AVX2" if " avx2" in text else ""
+    return f"{model}{flags}, {torch.get_num_threads()} threads"
+
+
+def record(run_dir: Path, source: str) -> dict:
+    """A ``demo_runs.jsonl`` line from a finished main job's ``summary.json`` and ``config.yaml``."""
+    import yaml
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    preset = "paper_cpu" if cfg["method"]["key_encoder"] == "momentum" else "quickstart"
+    return {"preset": preset, "seed": cfg["train"]["seed"], "steps": summary["steps"], "host": host(),
+            "source": source, "trained": summary["knn_top1_trained"], "random_init": summary["knn_top1_random_init"],
+            "pixels": summary["knn_top1_pixels"], "train_seconds": summary["train_seconds"]}
+
+
+def _runs(preset: str) -> list[dict]:
+    """Recorded main jobs of ``preset`` and the seeds of its stored comparison (the same training)."""
+    rows = [json.loads(line) for line in DEMO_RUNS.read_text().splitlines() if line.strip()] if DEMO_RUNS.is_file() else []
+    rows = [r for r in rows if r["preset"] == preset]
+    path = COMPARISONS.get(preset)
+    if path and path.is_file():
+        entries = json.loads(path.read_text())["entries"]
+        floors = {e["seed"]: e["knn_top1"] for e in entries if e["method"] == "random_init"}
+        pixels = next((e["knn_top1"] for e in entries if e["method"] == "pixels"), None)
+        rows += [{"seed": e["seed"], "source": "comparison", "trained": e["knn_top1"], "random_init": floors.get(e["seed"]),
+                  "pixels": pixels} for e in entries if e["method"] == MAIN_METHOD and e["seed"] in floors]
+    return rows
+
+
+def _span(values, digits: int = 3) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "—"
+    lo, hi = min(values), max(values)
+    return f"{lo:.{digits}f}" if round(lo, digits) == round(hi, digits) else f"{lo:.{digits}f}–{hi:.{digits}f}"
+
+
+def demo_block() -> str:
+    lines = ["| preset (command) | runs | seeds | hosts | kNN top-1, trained | random init | raw pixels "
+             "| trained − highest floor |", "|---|---|---|---|---|---|---|---|"]
+    for preset, command in (("quickstart", "`make demo`"), ("paper_cpu", "`make demo-paper`")):
+        rows = _runs(preset)
+        if not rows:
+            continue
+        gap = [r["trained"] - max(r["random_init"], r["pixels"]) for r in rows
+               if r.get("random_init") is not None and r.get("pixels") is not None]
+        hosts = {r["host"] for r in rows if "host" in r}
+        lines.append(f"| {preset} ({command}) | {len(rows)} | {', '.join(map(str, sorted({r['seed'] for r in rows})))} "
+                     f"| {len(hosts) or 1} | {_span(r['trained'] for r in rows)} | {_span(r.get('random_init') for r in rows)} "
+                     f"| {_span(r.get('pixels') for r in rows)} | {_span(gap)} |")
+    return "\n".join(lines) + "\n"
+
+
+def comparison_block() -> str:
+    """The comparison's metrics table, the paired differences at the end and along the kNN curve
+    (the full set of tables is ``compare_methods.md`` beside the JSON)."""
+    path = COMPARISONS["paper_cpu"]
+    if not path.is_file():
+        return ""
+    results = json.loads(path.read_text())
+    parts = [markdown_table(results).split("\n\n")[0] + "\n", paired_table(results),
+             paired_curve_table(results, readings=5)]
+    return "\n".join(p for p in parts if p)
+
+
+GENERATORS = {"demo": demo_block, "comparison": comparison_block}
+
+
+def render(text: str) -> str:
+    """``text`` with every generated block replaced by what its generator makes now."""
+    def fill(m: re.Match) -> str:
+        if m.group(2) not in GENERATORS:
+            raise SystemExit(f"README.md: unknown generated block {m.group(2)!r}; known: {', '.join(GENERATORS)}")
+        return m.group(1) + GENERATORS[m.group(2)]() + m.group(4)
+    return BLOCK.sub(fill, text)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--record", type=Path, help="a finished main job's run folder to add to demo_runs.jsonl")
+    p.add_argument("--source", default="make demo", help="how the recorded run was made")
+    p.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true")
+    mode.add_argument("--check", action="store_true")
+    args = p.parse_args()
+    if args.record:
+        with open(DEMO_RUNS, "a") as f:
+            f.write(json.dumps(record(args.record, args.source)) + "\n")
+    text = args.readme.read_text()
+    fresh = render(text)
+    if args.check:
+        if fresh != text:
+            sys.exit(f"{args.readme}: the generated tables differ from benchmarks/results/ "
+                     f"(run python benchmarks/readme_tables.py --write)")
+        print(f"{args.readme}: generated tables match the records")
+    elif args.write:
+        tmp = args.readme.with_suffix(".md.tmp")
+        tmp.write_text(fresh)
+        os.replace(tmp, args.readme)
+    else:
+        print("\n".join(f"<!-- {name} -->\n{make()}" for name, make in GENERATORS.items()))
+
+
+if __name__ == "__main__":
+    main()
