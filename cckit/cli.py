@@ -111,7 +111,8 @@ def cmd_eval(args) -> dict:
         if checkpoint is None:
             raise DataError(f"{cfg.run_dir}: no checkpoint to evaluate (pass --checkpoint)")
     try:
-        out = evaluate(checkpoint, cfg, (args.protocol,), floors=args.floors, otb_root=args.otb, progress=True)
+        out = evaluate(checkpoint, cfg, (args.protocol,), floors=args.floors, otb_root=args.otb,
+                       progress=sys.stderr.isatty())  # a bar in a terminal; piped, stderr keeps one-line errors
     except ValueError as e:  # e.g. a split without videos; DataError (a ValueError) keeps its message
         raise DataError(str(e)) from None
     if args.protocol == "track" and args.plot:
