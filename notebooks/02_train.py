@@ -192,11 +192,12 @@ runs = {f"online ({cfg.method.name})": cfg.run_dir}
 if (Path(paper_cfg.run_dir) / "metrics.jsonl").is_file():
     runs[f"momentum ({paper_cfg.method.name}, paper_cpu)"] = paper_cfg.run_dir
 else:
-    print(f"{paper_cfg.run_dir} has no run yet: `make demo-paper` trains it (about 10 minutes on a 2-core CPU)")
+    print(f"{paper_cfg.run_dir} has no run yet, so only the online run is drawn: `make demo-paper` trains the "
+          "momentum-key run (about 10 minutes on a 2-core CPU), then run this cell again")
 key_encoders_figure(runs)
 
 # %% [markdown]
-# What to look for: with momentum keys the loss leaves its chance value slowly and the kNN curve
+# What to look for, once both runs are drawn: with momentum keys the loss leaves its chance value slowly and the kNN curve
 # dips below its random-init start before it climbs; the online variant leaves both at once. Without
 # BN in the heads, or with a queue that spans several epochs of a small dataset, the momentum path
 # never climbs (benchmarks/README.md, "The paper's recipe at CPU scale").
