@@ -37,9 +37,10 @@ OVERRIDES = []
 # `01` data and positive pairs, `02` one training step piece by piece, `03` the cycle-match browser,
 # `04` embedding maps, `05` evaluation.
 #
-# **Cost** (2-core CPU): after `make demo` nothing is trained; the evaluation takes about a minute
-# and the whole notebook about 2 minutes. Without a finished run in `RUN_DIR` it trains the
-# quickstart first (1000 steps, 3–4 minutes). `CCKIT_FAST=1`: under a minute.
+# **Cost** (2-core CPU): after `make demo` nothing is trained and the whole notebook takes about
+# 25 s (the evaluation reuses the features the main job cached; without them, about a minute).
+# Without a finished run in `RUN_DIR` it trains the quickstart first (1000 steps, 1–4 minutes).
+# `CCKIT_FAST=1`: under a minute.
 
 # %%
 from cckit.session import notebook_config

@@ -43,8 +43,8 @@ COMPARE = ["moco_v2"]
 #
 # **Cost** (2-core CPU): it decodes the frames of the training videos (under a minute), then
 # **trains each method of `COMPARE` that has no finished run** (default `moco_v2`, 1000 steps into
-# `RUN_DIR_moco_v2`: 2–4 minutes, once; later runs reuse it; `COMPARE = []` skips it). After that,
-# a minute. `CCKIT_FAST=1`: under 2 minutes.
+# `RUN_DIR_moco_v2`, once; later runs reuse it; `COMPARE = []` skips it). Measured after `make demo`,
+# the whole notebook with that training took 2 min 11 s. `CCKIT_FAST=1`: under 2 minutes.
 
 # %%
 from cckit.session import notebook_config
