@@ -45,3 +45,12 @@ def write_video_without_frames(path: Path) -> Path:
         container.mux(a.encode(tone))
         container.mux(a.encode(None))
     return path
+
+
+@pytest.fixture
+def videos(tmp_path):
+    """8 videos of 1-8 frames under <root>/<class>/."""
+    root = tmp_path / "videos"
+    for v in range(8):
+        write_video(root / f"c{v % 2}" / f"v{v}.mp4", v + 1, seed=v, gop=3)
+    return root

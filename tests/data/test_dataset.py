@@ -13,16 +13,7 @@ from cckit.data.dataset import TrainClips
 from cckit.data.frame_store import FrameStore
 from cckit.data.index import index_data
 from cckit.errors import DataError
-from media import private_index_cache, write_video  # noqa: F401 (the fixture applies to every test here)
-
-
-@pytest.fixture
-def videos(tmp_path):
-    """8 videos of 1-8 frames under <root>/<class>/."""
-    root = tmp_path / "videos"
-    for v in range(8):
-        write_video(root / f"c{v % 2}" / f"v{v}.mp4", v + 1, seed=v, gop=3)
-    return root
+from media import private_index_cache, videos, write_video  # noqa: F401 (fixtures: the index cache applies to every test here)
 
 
 def _cfg(root, **kw):
