@@ -179,16 +179,10 @@ SHOWN = """const s = document.querySelector('.cckit-cycle-summary'); const img =
 
 def test_cycle_browser_in_jupyterlab(lab, tmp_path):
     chromium, driver_path = _install_browser()
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is a test extra: pip install -e '.[test]'")
-    from selenium.webdriver.chrome.service import Service
+    driver = _chrome(chromium, driver_path)
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1400,1400"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
     try:
         driver.set_page_load_timeout(60)
         driver.get(lab["url"])
