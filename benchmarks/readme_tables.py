@@ -11,7 +11,9 @@ A generated block sits between ``<!-- generated: NAME -->`` and ``<!-- end gener
   (``results/demo_runs.jsonl``: one line per run, with its seed and host) and over the seeds of the
   stored comparisons, which train the same presets;
 - ``comparison``: from ``results/compare_paper_cpu/compare_methods.json`` (``cckit compare``): the
-  metrics table and the paired differences at the end and along the kNN curve.
+  metrics table and the paired differences at the end and along the kNN curve, with the
+  differences at the end on ``results/compare_quickstart_long/`` (the quickstart at plateau) beside
+  them.
 
 Results are exact only on the same host, thread count and library versions; across CPUs the float
 arithmetic differs and so do the numbers, which is why the README gives ranges.
@@ -28,13 +30,15 @@ from pathlib import Path
 
 import torch
 
-from cckit.compare import markdown_table, paired_curve_table, paired_table
+from cckit.compare import PAIRED_KEYS, markdown_table, paired_curve_table, paired_difference
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 DEMO_RUNS = RESULTS / "demo_runs.jsonl"
 COMPARISONS = {"quickstart": RESULTS / "compare_quickstart" / "compare_methods.json",
                "paper_cpu": RESULTS / "compare_paper_cpu" / "compare_methods.json"}
+PLATEAU = {"paper_cpu": RESULTS / "compare_paper_cpu" / "compare_methods.json",
+           "quickstart_long": RESULTS / "compare_quickstart_long" / "compare_methods.json"}
 MAIN_METHOD = "cycle_contrast"  # what make demo and make demo-paper train
 BLOCK = re.compile(r"(<!-- generated: (\w+) -->\n)(.*?)(<!-- end generated -->)", re.S)
 
@@ -100,15 +104,38 @@ def demo_block() -> str:
     return "\n".join(lines) + "\n"
 
 
-def comparison_block() -> str:
-    """The comparison's metrics table, the paired differences at the end and along the kNN curve
-    (the full set of tables is ``compare_methods.md`` beside the JSON)."""
-    path = COMPARISONS["paper_cpu"]
-    if not path.is_file():
+def paired_columns(comparisons: dict[str, dict], method: str = MAIN_METHOD, baseline: str = "intra_video") -> str:
+    """Markdown: ``method - baseline`` per protocol (points, 95 % paired-t interval), one column per
+    stored comparison, so the presets' answers read side by side."""
+    diffs = {name: {key: paired_difference(results["entries"], method, baseline, key) for key in PAIRED_KEYS}
+             for name, results in comparisons.items()}
+    diffs = {name: d for name, d in diffs.items() if any(d.values())}
+    if not diffs:
         return ""
-    results = json.loads(path.read_text())
-    parts = [markdown_table(results).split("\n\n")[0] + "\n", paired_table(results),
-             paired_curve_table(results, readings=5)]
+    head = " | ".join(f"{name} ({max(x['n'] for x in d.values() if x)} seeds)" for name, d in diffs.items())
+    rows = []
+    for key in PAIRED_KEYS:
+        cells = [f"{100 * d[key]['mean']:+.1f} [{100 * d[key]['low']:+.1f}, {100 * d[key]['high']:+.1f}]"
+                 if d[key] else "—" for d in diffs.values()]
+        rows.append(f"| {key} | " + " | ".join(cells) + " |")
+    tail = {name: {m: [e["knn_tail_gain"] for e in comparisons[name]["entries"]
+                       if e["method"] == m and "knn_tail_gain" in e] for m in (baseline, method)} for name in diffs}
+    if any(all(g.values()) for g in tail.values()):  # the plateau: how much each still gained at the end
+        rows.append(f"| kNN gain over the last fifth of the steps, {baseline} / {method} | " + " | ".join(
+            " / ".join(f"{100 * sum(v) / len(v):+.1f}" if v else "—" for v in g.values()) for g in tail.values()) + " |")
+    return "\n".join([f"| {method} − {baseline}, points [95 % paired-t CI] | {head} |",
+                      "|---|" + "---|" * len(diffs), *rows]) + "\n"
+
+
+def comparison_block() -> str:
+    """The paper_cpu comparison's metrics table, the paired differences at the end for every stored
+    comparison at plateau, and paper_cpu's along the kNN curve (the full set of tables is
+    ``compare_methods.md`` beside each JSON)."""
+    comparisons = {name: json.loads(path.read_text()) for name, path in PLATEAU.items() if path.is_file()}
+    if "paper_cpu" not in comparisons:
+        return ""
+    parts = [markdown_table(comparisons["paper_cpu"]).split("\n\n")[0] + "\n", paired_columns(comparisons),
+             paired_curve_table(comparisons["paper_cpu"], readings=5)]
     return "\n".join(p for p in parts if p)
 
 

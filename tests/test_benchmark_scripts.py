@@ -232,3 +232,27 @@ def test_readme_tables_check_catches_a_stale_table(run, tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks/readme_tables.py"), "--check", "--readme", str(readme)],
                           cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)
     assert proc.returncode == 1 and "differ" in proc.stderr
+
+
+def test_readme_paired_columns_put_each_comparison_in_a_column():
+    """Hand-computed paired t: differences 1, 2, 3 points over seeds 0-2 have mean 2, sd 1 and
+    half-width t(0.975, 2) / sqrt(3) = 4.303 / 1.732 = 2.48, so [-0.5, +4.5]; +5 and -1 have mean 2,
+    sd 4.243 and half-width 12.706 * 4.243 / sqrt(2) = 38.1; a protocol no entry has shows a dash;
+    the last-fifth gains are the methods' means."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from readme_tables import paired_columns
+
+    def entries(diffs, gains=(0.01, 0.03)):
+        rows = []
+        for seed, d in enumerate(diffs):
+            rows += [{"method": "intra_video", "seed": seed, "knn_top1": 0.5, "knn_tail_gain": gains[0]},
+                     {"method": "cycle_contrast", "seed": seed, "knn_top1": 0.5 + d, "knn_tail_gain": gains[1]}]
+        return {"entries": rows}
+
+    table = paired_columns({"a": entries([0.01, 0.02, 0.03]), "b": entries([0.05, -0.01], gains=(0.002, 0.004))})
+    lines = table.splitlines()
+    assert lines[0] == "| cycle_contrast − intra_video, points [95 % paired-t CI] | a (3 seeds) | b (2 seeds) |"
+    assert "| knn_top1 | +2.0 [-0.5, +4.5] | +2.0 [-36.1, +40.1] |" in lines
+    assert "| linear_top1 | — | — |" in lines
+    assert lines[-1] == ("| kNN gain over the last fifth of the steps, intra_video / cycle_contrast "
+                         "| +1.0 / +3.0 | +0.2 / +0.4 |")

@@ -6,7 +6,8 @@ from cckit.errors import ConfigError
 
 
 def test_presets_load_and_round_trip():
-    for preset in ("configs/quickstart.yaml", "configs/paper_r50_r2v2.yaml", "configs/gpu.yaml"):
+    for preset in ("configs/quickstart.yaml", "configs/quickstart_long.yaml", "configs/paper_cpu.yaml",
+                   "configs/paper_r50_r2v2.yaml", "configs/gpu.yaml"):
         cfg = load_config(preset)
         assert config_from_dict(to_dict(cfg)) == cfg
     paper = load_config("configs/paper_r50_r2v2.yaml")
@@ -18,6 +19,16 @@ def test_presets_load_and_round_trip():
     quick = load_config("configs/quickstart.yaml")
     assert (quick.method.key_encoder, quick.model.width, quick.data.style, quick.train.knn_every) == ("online", 16, "clutter", 100)
     assert load_config("configs/gpu.yaml").model.width == 64
+
+
+def test_quickstart_long_is_the_quickstart_trained_to_plateau():
+    """The plateau preset changes the length, the schedule's end and the monitor's spacing only, so
+    a comparison on it is a comparison of the quickstart's recipe."""
+    quick, long = to_dict(load_config("configs/quickstart.yaml")), to_dict(load_config("configs/quickstart_long.yaml"))
+    changed = {(section, key) for section in quick if isinstance(quick[section], dict)
+               for key in quick[section] if quick[section][key] != long[section][key]}
+    assert changed == {("train", "max_steps"), ("train", "min_lr"), ("train", "knn_every"), ("train", "checkpoint_every")}
+    assert (long["train"]["max_steps"], long["train"]["min_lr"], long["run_dir"]) == (4000, 0.0, "runs/quickstart_long")
 
 
 def test_overrides_are_parsed_as_yaml_values():
