@@ -27,8 +27,9 @@ DATA_ROOT = "../data/digits_fast" if FAST else "../data/digits_clutter"
 RUN_DIR = "../runs/notebooks_fast" if FAST else "../runs/quickstart"
 # more key=value overrides, e.g. ["train.max_steps=200"] or ["data.source=videos"]
 OVERRIDES = []
-# a stored method comparison (cckit compare); its tables are shown at the end, nothing is trained
-COMPARISON = "../benchmarks/results/compare_paper_cpu/compare_methods.json"
+# stored method comparisons (cckit compare), each at plateau; their tables are shown at the end, nothing is trained
+COMPARISONS = {"configs/paper_cpu.yaml": "../benchmarks/results/compare_paper_cpu/compare_methods.json",
+               "configs/quickstart_long.yaml": "../benchmarks/results/compare_quickstart_long/compare_methods.json"}
 
 # %% [markdown]
 # # 05 · Evaluate: kNN, linear probe, per-class accuracy
@@ -114,13 +115,15 @@ metrics = evaluate(checkpoint, cfg, ("knn",), floors=True, progress=True)  # tra
 # %% [markdown]
 # ## The method comparison, with paired confidence intervals
 #
-# A stored `cckit compare` run of the paper's recipe at CPU scale (`COMPARISON`; nothing is trained
-# here): every method over the same seeds, each seed with the same data order and initialisation for
+# Stored `cckit compare` runs (`COMPARISONS`; nothing is trained here): the paper's recipe at CPU
+# scale, and the quickstart trained to plateau (its kNN curve gains under a point over the last
+# fifth of the steps). Each has every method over the same seeds, each seed with the same data order and initialisation for
 # every method, from the floors (random init, raw pixels) to the ceiling (`supervised`: the same
 # backbone and budget trained with the labels). The first table is mean ± std over seeds; then the
 # training diagnostics; then where each kNN curve flattens; the last one is cycle_contrast −
 # intra_video seed by seed, with a 95 % Student-t interval: a difference whose interval spans 0 is
-# not resolved by these seeds. Regenerate or extend it (about 7 minutes per run on a 2-core CPU):
+# not resolved by these seeds. Regenerate or extend one (about 7 minutes per paper_cpu run, 4 per
+# quickstart_long run, on a 2-core CPU):
 # `cckit compare configs/paper_cpu.yaml --seeds 0,1,2,3,4 --methods intra_video,cycle_contrast,supervised
 # --out benchmarks/results/compare_paper_cpu --runs runs/compare_paper_cpu`.
 
@@ -132,7 +135,8 @@ from IPython.display import Markdown
 
 from cckit.compare import markdown_table
 
-Markdown(markdown_table(json.loads(Path(COMPARISON).read_text())))
+Markdown("\n\n".join(f"### `{preset}`\n\n" + markdown_table(json.loads(Path(path).read_text()))
+                      for preset, path in COMPARISONS.items() if Path(path).is_file()))
 
 # %% [markdown]
 # ## Your own videos or an official checkpoint

@@ -240,7 +240,8 @@ def test_every_notebook_runs_in_jupyterlab(tmp_path, notebook_dirs):
         root, names, timeout = ROOT / "notebooks", [p.name for p in NOTEBOOKS], 1200
     else:
         root, timeout = tmp_path / "served", 600
-        values = {"COMPARE": [], "COMPARISON": str(ROOT / "benchmarks/results/compare_paper_cpu/compare_methods.json"),
+        values = {"COMPARE": [], "COMPARISONS": {f"configs/{p}.yaml": str(ROOT / f"benchmarks/results/compare_{p}/compare_methods.json")
+                                                 for p in ("paper_cpu", "quickstart_long")},
                   "PAPER_RUN_DIR": str(notebook_dirs / "paper_run"), "PAPER_CONFIG": str(ROOT / "configs/paper_cpu.yaml")}
         for path in NOTEBOOKS:
             text = path.with_suffix(".py").read_text()
