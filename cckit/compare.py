@@ -91,8 +91,10 @@ def knn_curve_stats(metrics_path: str | Path, *, tail: float = 0.2, tolerance: f
     return {"knn_curve": curve, "knn_tail_gain": end - at_tail, "knn_flat_step": flat}
 
 
-def cycle_diagnostics(features: torch.Tensor, video_ids: torch.Tensor, labels: torch.Tensor) -> dict:
-    """Cross-video cycles on frozen features (the quantity CycleContrast trains, measured on frames).
+def frozen_cycle_stats(features: torch.Tensor, video_ids: torch.Tensor, labels: torch.Tensor) -> dict:
+    """Cross-video cycles on frozen features (the quantity CycleContrast trains, measured on frames),
+    with hard nearest neighbours; :func:`cckit.diagnostics.cycle_diagnostics` measures the training's
+    soft cycle on a model's heads.
 
     For each frame, ``u`` = its nearest neighbour among frames of *other* videos, then ``v`` = the
     nearest neighbour of ``u`` among frames not of ``u``'s video. Returns the fractions with
@@ -119,7 +121,7 @@ def _row(metrics: dict, memory: dict, cfg: Config) -> dict:
     k = cfg.eval.knn_k[0]
     return {"knn_top1": metrics[f"knn{k}_top1"], "linear_top1": metrics["linear_top1"],
             "video_knn_top1": metrics[f"video_knn{k}_top1"], "video_linear_top1": metrics["video_linear_top1"],
-            **cycle_diagnostics(memory["features"], memory["video_ids"], memory["labels"])}
+            **frozen_cycle_stats(memory["features"], memory["video_ids"], memory["labels"])}
 
 
 def _entry_metrics(backbone, cfg: Config, data: dict, weights_id: str | None) -> dict:

@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from cckit.compare import cycle_diagnostics, markdown_table, summarize, training_diagnostics
+from cckit.compare import frozen_cycle_stats, markdown_table, summarize, training_diagnostics
 
 
 def test_summary_and_table_are_mean_and_sample_std_over_seeds():
@@ -27,7 +27,7 @@ def test_cycle_diagnostics_by_hand():
     feats = torch.tensor([[1.0, 0.0], [0.9, 0.1], [1.0, 0.05], [0.0, 1.0]])
     vids, labels = torch.tensor([0, 0, 1, 2]), torch.tensor([0, 0, 0, 1])
     # forward NN (other videos): 0->2, 1->2, 2->0, 3->1; back NN (not the NN's video): 2->0, 2->0, 0->2, 1->2
-    out = cycle_diagnostics(feats, vids, labels)
+    out = frozen_cycle_stats(feats, vids, labels)
     assert out == {"nn_same_class": 0.75, "cycle_back_video": 0.75, "cycle_back_class": 0.75}
 
 
