@@ -128,7 +128,7 @@ def key_encoders_figure(runs: dict, *, floors: dict[str, float] | None = None, s
     """
     import yaml
 
-    fig = new_figure(15, 3.8, layout="constrained")
+    fig = new_figure(15, 4.6, layout="constrained")
     axes = fig.subplots(1, 3)
     colours = matplotlib.colormaps["tab10"]
     for i, (name, run_dir) in enumerate(runs.items()):
@@ -155,5 +155,5 @@ def key_encoders_figure(runs: dict, *, floors: dict[str, float] | None = None, s
     axes[2].set(xlabel="training views", ylabel="query_std", title="Spread of the queries (0 = collapsed)",
                 ylim=(0, 1.1))
     for ax in axes:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=10)
     return fig
