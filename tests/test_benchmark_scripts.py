@@ -115,6 +115,23 @@ def test_compare_methods(run, quick, tmp_path):
     assert (tmp_path / "results/compare_methods_tracking.png").stat().st_size > 0
 
 
+
+def test_rescore_without_overrides_reproduces_the_comparison(run, quick, tmp_path):
+    """Scoring the stored runs again on the comparison's own data must give its numbers exactly:
+    same checkpoints, same frames, same protocols; and the paired table is printed for both."""
+    run("benchmarks/compare_methods.py", "--methods", "intra_video,cycle_contrast", "--seeds", "0,1",
+        "--out", tmp_path / "results", "--runs", tmp_path / "runs", *quick, *FAST_COMPARE)
+    stored = json.loads((tmp_path / "results/compare_methods.json").read_text())
+    stdout = run("benchmarks/probes/rescore.py", tmp_path / "results/compare_methods.json",
+                 "--out", tmp_path / "rescored.json")
+    scored = json.loads((tmp_path / "rescored.json").read_text())["entries"]
+    trained = {(e["method"], e["seed"]): e for e in stored["entries"] if "steps" in e}
+    assert sorted((e["method"], e["seed"]) for e in scored) == sorted(trained)
+    for e in scored:
+        for key in ("knn_top1", "linear_top1", "video_knn_top1", "video_linear_top1"):
+            assert e[key] == trained[(e["method"], e["seed"])][key], key
+    assert stdout.count("| knn_top1 | 2 |") == 2
+
 def test_knn_curves(run, tmp_path):
     runs = tmp_path / "runs"
     for name, rows in {"cycle_contrast_s0": [(0, 0.2), (2, 0.5)], "moco_v2_s1": [(0, 0.25), (2, 0.4)],
