@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from cckit.compare import PAIRED_KEYS, markdown_table, paired_curve_table, paired_difference
+from cckit.compare import PAIRED_KEYS, markdown_table, paired_curve_table, paired_difference, seeds_needed
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -123,6 +123,9 @@ def paired_columns(comparisons: dict[str, dict], method: str = MAIN_METHOD, base
     if any(all(g.values()) for g in tail.values()):  # the plateau: how much each still gained at the end
         rows.append(f"| kNN gain over the last fifth of the steps, {baseline} / {method} | " + " | ".join(
             " / ".join(f"{100 * sum(v) / len(v):+.1f}" if v else "—" for v in g.values()) for g in tail.values()) + " |")
+    need = [seeds_needed(d["knn_top1"]["std"], 0.01) if d["knn_top1"] else None for d in diffs.values()]
+    rows.append("| paired seeds a ±1-point kNN interval would take at this spread | "
+                + " | ".join(str(n) if n else "—" for n in need) + " |")
     return "\n".join([f"| {method} − {baseline}, points [95 % paired-t CI] | {head} |",
                       "|---|" + "---|" * len(diffs), *rows]) + "\n"
 

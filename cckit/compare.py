@@ -264,17 +264,30 @@ def paired_difference(entries: list[dict], method: str, baseline: str, key: str,
     return {"mean": mean, "std": sd, "n": len(d), "low": mean - half, "high": mean + half, "seeds": seeds}
 
 
+def seeds_needed(std: float, half_width: float, *, level: float = 0.95, most: int = 1000) -> int | None:
+    """Paired seeds whose Student-t interval at ``level`` is at most ``half_width`` wide on each
+    side, for differences of sample std ``std``: the least n with t(n-1) * std / sqrt(n) <= half_width
+    (None past ``most``)."""
+    from scipy import stats
+
+    return next((n for n in range(2, most + 1) if stats.t.ppf(0.5 + level / 2, n - 1) * std / np.sqrt(n) <= half_width),
+                None)
+
+
 def paired_table(results: dict, method: str = "cycle_contrast", baseline: str = "intra_video") -> str:
-    """Markdown table of ``method - baseline`` per protocol, points, with 95 % paired-t intervals."""
+    """Markdown table of ``method - baseline`` per protocol, points, with 95 % paired-t intervals and
+    the paired seeds a ±1-point interval would take at the measured spread."""
     rows = []
     for key in PAIRED_KEYS:
         d = paired_difference(results["entries"], method, baseline, key)
         if d is not None:
-            rows.append(f"| {key} | {d['n']} | {100 * d['mean']:+.2f} | [{100 * d['low']:+.2f}, {100 * d['high']:+.2f}] |")
+            need = seeds_needed(d["std"], 0.01)
+            rows.append(f"| {key} | {d['n']} | {100 * d['mean']:+.2f} | [{100 * d['low']:+.2f}, {100 * d['high']:+.2f}] "
+                        f"| {need if need is not None else '> 1000'} |")
     if not rows:
         return ""
-    return "\n".join([f"| {method} − {baseline} | paired seeds | mean (points) | 95 % CI (paired t) |",
-                      "|---|---|---|---|", *rows]) + "\n"
+    return "\n".join([f"| {method} − {baseline} | paired seeds | mean (points) | 95 % CI (paired t) "
+                      "| seeds for ±1 point |", "|---|---|---|---|---|", *rows]) + "\n"
 
 
 def paired_curve(entries: list[dict], method: str, baseline: str, *, level: float = 0.95) -> list[dict]:

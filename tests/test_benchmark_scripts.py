@@ -271,5 +271,7 @@ def test_readme_paired_columns_put_each_comparison_in_a_column():
     assert lines[0] == "| cycle_contrast − intra_video, points [95 % paired-t CI] | a (3 seeds) | b (2 seeds) |"
     assert "| knn_top1 | +2.0 [-0.5, +4.5] | +2.0 [-36.1, +40.1] |" in lines
     assert "| linear_top1 | — | — |" in lines
-    assert lines[-1] == ("| kNN gain over the last fifth of the steps, intra_video / cycle_contrast "
+    assert lines[-2] == ("| kNN gain over the last fifth of the steps, intra_video / cycle_contrast "
                          "| +1.0 / +3.0 | +0.2 / +0.4 |")
+    # sd 1 point: t(0.975, 5) / sqrt(6) = 2.571 / 2.449 = 1.05 > 1, t(0.975, 6) / sqrt(7) = 2.447 / 2.646 = 0.92
+    assert lines[-1].startswith("| paired seeds a ±1-point kNN interval would take at this spread | 7 | ")

@@ -79,7 +79,7 @@ def test_compare_runs_every_method_and_floor_then_resumes_without_retraining(tin
 
 
 def test_paired_difference_is_the_paired_t_interval_by_hand():
-    from cckit.compare import paired_difference, paired_table
+    from cckit.compare import paired_difference, paired_table, seeds_needed
 
     entries = [{"method": "cycle_contrast", "seed": s, "knn_top1": v} for s, v in enumerate([0.62, 0.60, 0.65, 0.61])]
     entries += [{"method": "intra_video", "seed": s, "knn_top1": v} for s, v in enumerate([0.60, 0.61, 0.62, 0.60])]
@@ -91,7 +91,10 @@ def test_paired_difference_is_the_paired_t_interval_by_hand():
     assert d["std"] == pytest.approx(0.017078251, rel=1e-6)
     half = 3.182446305 * 0.017078251 / 2
     assert (d["low"], d["high"]) == (pytest.approx(0.0125 - half, rel=1e-6), pytest.approx(0.0125 + half, rel=1e-6))
-    assert "| knn_top1 | 4 | +1.25 | [-1.47, +3.97] |" in paired_table({"entries": entries})
+    # a +-1-point interval at this spread: t(0.975, 12) * 1.7078 / sqrt(13) = 2.1788 * 1.7078 / 3.6056 = 1.032 > 1,
+    # t(0.975, 13) * 1.7078 / sqrt(14) = 2.1604 * 1.7078 / 3.7417 = 0.986 <= 1: 14 paired seeds
+    assert seeds_needed(d["std"], 0.01) == 14 and seeds_needed(0.0, 0.01) == 2 and seeds_needed(1.0, 0.01) is None
+    assert "| knn_top1 | 4 | +1.25 | [-1.47, +3.97] | 14 |" in paired_table({"entries": entries})
     assert paired_difference(entries[:1] + entries[4:5], "cycle_contrast", "intra_video", "knn_top1") is None
 
 
