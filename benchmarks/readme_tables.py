@@ -137,8 +137,9 @@ def comparison_block() -> str:
     comparisons = {name: json.loads(path.read_text()) for name, path in PLATEAU.items() if path.is_file()}
     if "paper_cpu" not in comparisons:
         return ""
-    parts = [markdown_table(comparisons["paper_cpu"]).split("\n\n")[0] + "\n", paired_columns(comparisons),
-             paired_curve_table(comparisons["paper_cpu"], readings=5)]
+    curve = "".join(line for line in paired_curve_table(comparisons["paper_cpu"], readings=5).splitlines(True)
+                    if not line.startswith("| 0 |"))  # step 0: the same initialisation, always 0
+    parts = [markdown_table(comparisons["paper_cpu"]).split("\n\n")[0] + "\n", paired_columns(comparisons), curve]
     return "\n".join(p for p in parts if p)
 
 
