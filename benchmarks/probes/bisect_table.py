@@ -102,12 +102,12 @@ def regime_rows() -> list[str]:
         tail = next(v for k, v in curve if k >= 0.8 * end_step)
         diag = " | ".join(f"{last[k]:.{d}f}" if k in last else "—" for k, _, d in REGIME_DIAG)
         out.append(f"| {name} | {overrides} | " + " | ".join(_at(curve, k) for k in REGIME_STEPS)
-                   + f" | {100 * (end - tail):+.1f} | {diag} |")
+                   + f" | {end:.3f} ({end_step}) | {100 * (end - tail):+.1f} | {diag} |")
     if not out:
         return []
     return ["| run | overrides of configs/paper_cpu.yaml | " + " | ".join(f"kNN {k}" for k in REGIME_STEPS)
-            + " | gain over the last fifth (points) | " + " | ".join(h for _, h, _ in REGIME_DIAG) + " |",
-            "|---|---|" + "---|" * (len(REGIME_STEPS) + 1 + len(REGIME_DIAG))] + out
+            + " | kNN at the end (step) | gain over the last fifth (points) | " + " | ".join(h for _, h, _ in REGIME_DIAG)
+            + " |", "|---|---|" + "---|" * (len(REGIME_STEPS) + 2 + len(REGIME_DIAG))] + out
 
 
 if __name__ == "__main__":
