@@ -275,3 +275,26 @@ def test_readme_paired_columns_put_each_comparison_in_a_column():
                          "| +1.0 / +3.0 | +0.2 / +0.4 |")
     # sd 1 point: t(0.975, 5) / sqrt(6) = 2.571 / 2.449 = 1.05 > 1, t(0.975, 6) / sqrt(7) = 2.447 / 2.646 = 0.92
     assert lines[-1].startswith("| paired seeds a ±1-point kNN interval would take at this spread | 7 | ")
+
+
+def test_regime_seed_rows_pair_repeated_probes_with_the_comparison(tmp_path, monkeypatch):
+    """Probe X (seed 0), X_s1 and X_s2 end at 0.80, 0.82, 0.78; intra_video ends at 0.79, 0.80, 0.80:
+    differences +1, +2, -2 points, mean +0.33, sd 2.082, half-width 4.303 * 2.082 / sqrt(3) = 5.17;
+    cycle_contrast ends at 0.78, 0.79, 0.81: +2, +3, -3, mean +0.67, sd 3.215, half-width 7.99."""
+    sys.path.insert(0, str(REPO / "benchmarks" / "probes"))
+    import bisect_table
+
+    (tmp_path / "compare_paper_cpu").mkdir()
+    entries = [{"method": m, "seed": s, "knn_curve": [[0, 0.2], [6000, v]]}
+               for m, ends in (("intra_video", (0.79, 0.80, 0.80)), ("cycle_contrast", (0.78, 0.79, 0.81)))
+               for s, v in enumerate(ends)]
+    (tmp_path / "compare_paper_cpu/compare_methods.json").write_text(json.dumps({"entries": entries}))
+    probes = [("X", 0.80, []), ("X_s1", 0.82, ["train.seed=1"]), ("X_s2", 0.78, ["train.seed=2"]), ("Y", 0.5, [])]
+    (tmp_path / "regime_paper_cpu.jsonl").write_text("".join(
+        json.dumps({"probe": n, "overrides": ["configs/paper_cpu.yaml", "method.support_size=128", *o],
+                    "knn_curve": [[0, 0.2], [6000, v]], "diagnostics": {}}) + "\n" for n, v, o in probes))
+    monkeypatch.setattr(bisect_table, "RESULTS", tmp_path)
+    rows = bisect_table.regime_seed_rows()
+    assert len(rows) == 3  # header, rule, X only (Y has one seed)
+    assert rows[2] == ("| X | method.support_size=128 | 0, 1, 2 | 0.800 / 0.820 / 0.780 | +0.33 [-4.84, +5.50] "
+                       "| +0.67 [-7.32, +8.65] |")

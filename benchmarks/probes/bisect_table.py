@@ -110,9 +110,47 @@ def regime_rows() -> list[str]:
             + " |", "|---|---|" + "---|" * (len(REGIME_STEPS) + 2 + len(REGIME_DIAG))] + out
 
 
+def regime_seed_rows() -> list[str]:
+    """Probes repeated over seeds (``NAME_s<N>`` with ``train.seed=N``; the seed-0 run is ``NAME``),
+    paired by seed with the stored comparison's intra_video and cycle_contrast runs: the kNN monitor's
+    last reading of each, the mean difference and its 95 % paired-t interval (``cckit.compare``)."""
+    import re
+
+    from cckit.compare import paired_difference
+
+    compare, path = RESULTS / "compare_paper_cpu" / "compare_methods.json", RESULTS / "regime_paper_cpu.jsonl"
+    if not (compare.is_file() and path.is_file()):
+        return []
+    points = [{"method": e["method"], "seed": e["seed"], "knn": e["knn_curve"][-1][1]}
+              for e in json.loads(compare.read_text())["entries"] if "knn_curve" in e]
+    groups: dict[str, list] = {}
+    for line in path.read_text().splitlines():
+        r = json.loads(line)
+        seed = next((int(o.split("=")[1]) for o in r["overrides"] if o.startswith("train.seed=")), 0)
+        groups.setdefault(re.sub(r"_s\d+$", "", r["probe"]), []).append((seed, r))
+    out = []
+    for name, runs in groups.items():
+        if len(runs) < 2:
+            continue
+        rows = points + [{"method": name, "seed": seed, "knn": r["knn_curve"][-1][1]} for seed, r in runs]
+        cells = []
+        for baseline in ("intra_video", "cycle_contrast"):
+            d = paired_difference(rows, name, baseline, "knn")
+            cells.append(f"{100 * d['mean']:+.2f} [{100 * d['low']:+.2f}, {100 * d['high']:+.2f}]" if d else "—")
+        knn = sorted((seed, r["knn_curve"][-1][1]) for seed, r in runs)
+        out.append(f"| {name} | {' '.join(runs[0][1]['overrides'][1:2])} | {', '.join(str(s) for s, _ in knn)} "
+                   f"| {' / '.join(f'{v:.3f}' for _, v in knn)} | {cells[0]} | {cells[1]} |")
+    if not out:
+        return []
+    return ["| probe | override | seeds | kNN at the end, per seed | − intra_video, points [95 % CI] "
+            "| − cycle_contrast (λ 0.1, M 512), points [95 % CI] |", "|---|---|---|---|---|---|"] + out
+
+
 if __name__ == "__main__":
     print("### The cycle's regime on configs/paper_cpu.yaml (seed 0)\n")
     print("\n".join(regime_rows()))
+    print("\n### Regime probes repeated over seeds, paired with the comparison\n")
+    print("\n".join(regime_seed_rows()))
     print("### configs/paper_cpu.yaml\n")
     print("\n".join(preset_rows()))
     print("### reference_moco.py\n")
