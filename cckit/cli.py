@@ -87,7 +87,12 @@ def build_data_tool_parser() -> argparse.ArgumentParser:
 def cmd_train(args) -> dict:
     cfg = _cfg(args)  # validated before torch is even imported
     from .train import train
-    return train(cfg, progress=not args.quiet)
+    from .distributed import cleanup
+
+    try:
+        return train(cfg, progress=not args.quiet)
+    finally:  # under torchrun: leave the process group before exit (its threads abort a bare exit)
+        cleanup()
 
 
 def cmd_demo(args) -> dict:
