@@ -30,7 +30,8 @@ from pathlib import Path
 
 import torch
 
-from cckit.compare import PAIRED_KEYS, markdown_table, paired_curve_table, paired_difference, seeds_needed
+from cckit.compare import (PAIRED_KEYS, markdown_table, paired_curve_table, paired_difference, seeds_needed,
+                           summarize)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -118,11 +119,12 @@ def paired_columns(comparisons: dict[str, dict], method: str = MAIN_METHOD, base
         cells = [f"{100 * d[key]['mean']:+.1f} [{100 * d[key]['low']:+.1f}, {100 * d[key]['high']:+.1f}]"
                  if d[key] else "—" for d in diffs.values()]
         rows.append(f"| {key} | " + " | ".join(cells) + " |")
-    tail = {name: {m: [e["knn_tail_gain"] for e in comparisons[name]["entries"]
-                       if e["method"] == m and "knn_tail_gain" in e] for m in (baseline, method)} for name in diffs}
-    if any(all(g.values()) for g in tail.values()):  # the plateau: how much each still gained at the end
+    # the plateau: how much each method still gained at the end (compare's own per-method summary)
+    tail = {name: {m: summarize(comparisons[name]["entries"]).get(m, {}).get("knn_tail_gain") for m in (baseline, method)}
+            for name in diffs}
+    if any(all(g.values()) for g in tail.values()):
         rows.append(f"| kNN gain over the last fifth of the steps, {baseline} / {method} | " + " | ".join(
-            " / ".join(f"{100 * sum(v) / len(v):+.1f}" if v else "—" for v in g.values()) for g in tail.values()) + " |")
+            " / ".join(f"{100 * v['mean']:+.1f}" if v else "—" for v in g.values()) for g in tail.values()) + " |")
     need = [seeds_needed(d["knn_top1"]["std"], 0.01) if d["knn_top1"] else None for d in diffs.values()]
     rows.append("| paired seeds a ±1-point kNN interval would take at this spread | "
                 + " | ".join(str(n) if n else "—" for n in need) + " |")
