@@ -116,11 +116,16 @@ def _classification(memory: dict, queries: dict, cfg: Config) -> dict:
     return _row(feature_metrics(memory, queries, cfg, ("knn", "linear", "video")), memory, cfg)
 
 
-def _row(metrics: dict, memory: dict, cfg: Config) -> dict:
-    """A table row from :func:`evaluate`'s metrics and the train-frame features (cycle diagnostics)."""
+def protocol_scores(metrics: dict, cfg: Config) -> dict:
+    """The comparison's classification keys from :func:`evaluate`'s metrics (kNN at the first k)."""
     k = cfg.eval.knn_k[0]
     return {"knn_top1": metrics[f"knn{k}_top1"], "linear_top1": metrics["linear_top1"],
-            "video_knn_top1": metrics[f"video_knn{k}_top1"], "video_linear_top1": metrics["video_linear_top1"],
+            "video_knn_top1": metrics[f"video_knn{k}_top1"], "video_linear_top1": metrics["video_linear_top1"]}
+
+
+def _row(metrics: dict, memory: dict, cfg: Config) -> dict:
+    """A table row from :func:`evaluate`'s metrics and the train-frame features (cycle diagnostics)."""
+    return {**protocol_scores(metrics, cfg),
             **frozen_cycle_stats(memory["features"], memory["video_ids"], memory["labels"])}
 
 

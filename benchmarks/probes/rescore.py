@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from cckit.atomic import atomic_write
-from cckit.compare import paired_table
+from cckit.compare import paired_table, protocol_scores
 from cckit.config import config_from_dict, parse_overrides, replace, to_dict
 from cckit.eval.suite import evaluate
 
@@ -41,11 +41,8 @@ def rescore(comparison: dict, overrides: list[str], *, methods=None) -> dict:
             continue
         tic = time.perf_counter()
         out = evaluate(ckpt, cfg, PROTOCOLS)
-        k = cfg.eval.knn_k[0]
-        entries.append({"method": e["method"], "seed": e["seed"], "knn_top1": out[f"knn{k}_top1"],
-                        "linear_top1": out["linear_top1"], "video_knn_top1": out[f"video_knn{k}_top1"],
-                        "video_linear_top1": out["video_linear_top1"], "eval_frames_test": out["eval_frames_test"],
-                        "seconds": round(time.perf_counter() - tic, 1)})
+        entries.append({"method": e["method"], "seed": e["seed"], **protocol_scores(out, cfg),
+                        "eval_frames_test": out["eval_frames_test"], "seconds": round(time.perf_counter() - tic, 1)})
         print(f"{e['method']} seed {e['seed']}: kNN {entries[-1]['knn_top1']:.4f} "
               f"(stored {e['knn_top1']:.4f}), {out['eval_frames_test']} test frames", flush=True)
     return {"config": to_dict(cfg), "overrides": overrides, "source_runs": str(runs), "entries": entries}
