@@ -75,6 +75,7 @@ class MethodConfig:
     nn_temperature: float | None = None  # T_nn of the soft neighbour (None: same as temperature)
     cycle_weight: float = 0.1  # lambda, weight of L_cycle (cycle_contrast)
     cycle_steps: tuple[int, int] = (0, 0)  # [start, stop): the steps that add L_cycle (stop 0: to the end); outside them lambda is 0 and the cycle stats are still logged
+    cycle_spread_weight: float = 0.0  # weight of a uniformity term (Wang & Isola 2020) on the cycle-head queries c, against the head's collapse (paper: 0; cycle_contrast only)
     support_size: int = 16384  # M, rows of the cycle queue drawn as the support set U
     nn: str = "soft"  # "soft" or "hard" nearest neighbour (cycle_contrast and forward_nn)
     exclude_own_video: bool = True  # keys of the query's own video are neither negatives nor support rows
@@ -332,6 +333,7 @@ def validate(cfg: Config) -> None:
         (me.temperature > 0, "method.temperature", "must be > 0"),
         (me.nn_temperature is None or me.nn_temperature > 0, "method.nn_temperature", "must be > 0"),
         (me.cycle_weight >= 0, "method.cycle_weight", "must be >= 0"),
+        (me.cycle_spread_weight >= 0, "method.cycle_spread_weight", "must be >= 0"),
         (len(me.cycle_steps) == 2 and 0 <= me.cycle_steps[0] and (me.cycle_steps[1] == 0 or me.cycle_steps[1] > me.cycle_steps[0]),
          "method.cycle_steps", f"must be [start, stop] with 0 <= start < stop (stop 0: to the end), got {list(me.cycle_steps)}"),
         (m.queue_size >= 1 and m.cycle_queue_size >= 1, "model.queue_size", "queues must hold >= 1 key"),

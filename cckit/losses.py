@@ -165,6 +165,14 @@ def cycle_back_loss(query: torch.Tensor, positive: torch.Tensor, support: torch.
     return info_nce(nn, positive.detach(), negatives.detach(), temperature, negative_mask)
 
 
+def uniformity_loss(x: torch.Tensor, t: float = 2.0) -> torch.Tensor:
+    """Uniformity of L2-normalised rows (Wang & Isola, ICML 2020): ``log mean_{i<j} exp(-t ||x_i - x_j||²)``.
+
+    Lowest when the rows spread evenly over the sphere; 0 when they all coincide. ``x``: (N, D), N >= 2.
+    """
+    return torch.pdist(_full(x)).pow(2).mul(-t).exp().mean().log()
+
+
 def cycle_rank1(query_nn: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor,
                 negative_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Fraction of soft neighbours whose best match among ``[positive, negatives]`` is the positive.

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from .config import MethodConfig
 from .losses import (contrastive_logits, cross_view_info_nce, cycle_back_loss, cycle_rank1,
-                     hard_nearest_neighbor, info_nce, nt_xent, soft_nearest_neighbor)
+                     hard_nearest_neighbor, info_nce, nt_xent, soft_nearest_neighbor, uniformity_loss)
 from .methods import get_method
 
 
@@ -197,12 +197,14 @@ def cycle_weight_at(cfg: MethodConfig, step: int) -> float:
 def compute_objective(emb: Embeddings, queues: Queues, cfg: MethodConfig,
                       generator: torch.Generator, step: int = 0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Total loss ``intra + λ · cycle`` (the cycle term only for methods that have it; λ from
-    :func:`cycle_weight_at` for ``step``) and detached diagnostics for one batch.
+    :func:`cycle_weight_at` for ``step``), plus ``cycle_spread_weight`` times the uniformity of the
+    cycle-head queries where that weight is > 0, and detached diagnostics for one batch.
 
     Returns:
         loss: scalar with grad.
         stats: ``loss_intra``, ``intra_top1``, ``query_std`` (spread of the queries, 0 = collapsed),
-        the cycle term's stats (:func:`cycle_term`) where it is added, and ``loss``.
+        the cycle term's stats (:func:`cycle_term`) where it is added, ``loss_spread`` where the
+        spread term is, and ``loss``.
     """
     intra = online_intra_term if cfg.key_encoder == "online" else momentum_intra_term
     loss, stats = intra(emb, queues, cfg)
@@ -210,5 +212,9 @@ def compute_objective(emb: Embeddings, queues: Queues, cfg: MethodConfig,
         loss_cycle, cycle_stats = cycle_term(emb, queues, cfg, generator)
         loss = loss + cycle_weight_at(cfg, step) * loss_cycle
         stats.update(cycle_stats)
+        if cfg.cycle_spread_weight > 0:  # keeps c from collapsing onto a few directions (an ablation; paper: none)
+            spread = uniformity_loss(emb.query_cycle)
+            loss = loss + cfg.cycle_spread_weight * spread
+            stats["loss_spread"] = spread.detach()
     stats["loss"] = loss.detach()
     return loss, stats

@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cckit.losses import cycle_back_loss, cycle_rank1, hard_nearest_neighbor, info_nce, soft_nearest_neighbor
+from cckit.losses import (cycle_back_loss, cycle_rank1, hard_nearest_neighbor, info_nce, soft_nearest_neighbor,
+                          uniformity_loss)
 
 
 def unit(*shape, seed=0, requires_grad=False):
@@ -164,3 +165,13 @@ def test_cross_view_info_nce_equals_info_nce_with_the_other_candidates_as_negati
     a, c = F.normalize(torch.randn(4, 8), dim=1), F.normalize(torch.randn(4, 8), dim=1)
     per_row = [info_nce(a[i:i + 1], c[i:i + 1], c[[j for j in range(4) if j != i]], 0.3) for i in range(4)]
     assert float(cross_view_info_nce(a, c, 0.3)) == pytest.approx(float(sum(per_row) / 4), rel=1e-6)
+
+
+def test_uniformity_loss_closed_forms():
+    e = torch.eye(3, dtype=torch.float64)
+    assert uniformity_loss(e[:2]).item() == pytest.approx(-4.0)  # orthogonal: |x - y|^2 = 2
+    # e1, e2, -e1: squared distances 2, 4, 2
+    three = torch.stack([e[0], e[1], -e[0]])
+    assert uniformity_loss(three).item() == pytest.approx(math.log((2 * math.exp(-4) + math.exp(-8)) / 3))
+    assert uniformity_loss(torch.stack([e[0]] * 5)).item() == pytest.approx(0.0)  # collapsed
+    assert uniformity_loss(three, t=1.0).item() == pytest.approx(math.log((2 * math.exp(-2) + math.exp(-4)) / 3))

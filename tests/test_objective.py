@@ -1,4 +1,6 @@
 """Tests for cckit.objective: each method's loss against the losses it is made of, and the registry."""
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -160,3 +162,20 @@ def test_cycle_steps_are_checked():
     from cckit.errors import ConfigError
     with pytest.raises(ConfigError, match="method.cycle_steps"):
         load_config(None, TINY + ["method.cycle_steps=[5,3]"])
+
+
+def test_cycle_spread_adds_its_weight_times_the_uniformity_of_the_cycle_queries():
+    base = load_config(None, TINY + ["method.name=cycle_contrast"]).method
+    spread = load_config(None, TINY + ["method.name=cycle_contrast", "method.cycle_spread_weight=0.25"]).method
+    qz, qc, ids = unit(64, 8, seed=5), unit(64, 8, seed=6), torch.arange(64) % 8
+    emb = embeddings()
+    without, stats0 = compute_objective(emb, Queues(qz, ids, qc, ids), base, step_generator(0, 1), 1)
+    with_, stats = compute_objective(emb, Queues(qz, ids, qc, ids), spread, step_generator(0, 1), 1)
+    q = emb.query_cycle.detach().double()
+    # log of the mean over the 6 pairs of exp(-2 |c_i - c_j|^2), written out pair by pair
+    pairs = [float(torch.exp(-2 * (q[i] - q[j]).pow(2).sum())) for i in range(4) for j in range(i + 1, 4)]
+    assert stats["loss_spread"].item() == pytest.approx(math.log(sum(pairs) / 6), rel=1e-5)
+    assert "loss_spread" not in stats0
+    torch.testing.assert_close(with_, without + 0.25 * stats["loss_spread"])
+    with pytest.raises(Exception, match="method.cycle_spread_weight"):
+        load_config(None, TINY + ["method.cycle_spread_weight=-1"])
