@@ -48,6 +48,23 @@ def embed_2d(features, *, method: str = "umap", seed: int = 0, n_neighbors: int 
     return PCA(n_components=2, random_state=seed).fit_transform(x), "pca"
 
 
+def thumbnail_points(coords: np.ndarray, count: int, *, gap=(0.07, 0.07), seed: int = 0) -> list[int]:
+    """Up to ``count`` indices of ``coords`` (N, 2), visited in a random order and kept only when
+    no kept point lies within ``gap`` (x, y: fractions of the map's extent) on both axes, where
+    their boxes would overlap. Dense clusters get one thumbnail, not a pile; fewer than ``count``
+    come back when the map is full."""
+    coords = np.asarray(coords, dtype=np.float64)
+    extent = np.ptp(coords, axis=0) if len(coords) else np.ones(2)
+    limit = np.asarray(gap, dtype=np.float64) * np.where(extent > 0, extent, 1.0)
+    kept: list[int] = []
+    for j in np.random.default_rng(seed).permutation(len(coords)):
+        if len(kept) == count:
+            break
+        if not kept or (np.abs(coords[kept] - coords[j]) >= limit).any(axis=1).all():
+            kept.append(int(j))
+    return kept
+
+
 def embedding_figure(coords: np.ndarray, groups, *, group_names: list[str] | None = None, images=None,
                      thumbnails: int = 30, thumbnail_px: int = 22, method: str = "umap", title: str = "",
                      legend_title: str = "class", ax=None, seed: int = 0):
@@ -58,8 +75,8 @@ def embedding_figure(coords: np.ndarray, groups, *, group_names: list[str] | Non
         groups: (N,) int group of each point; up to 20 groups get a legend, more share 20 colours;
             group -1 is a grey background (points outside the highlighted groups).
         group_names: names of groups 0..G-1 for the legend.
-        images: optional (N, H, W, 3) uint8; ``thumbnails`` of them, drawn at random, are placed
-            on their points.
+        images: optional (N, H, W, 3) uint8; up to ``thumbnails`` of them, drawn at random apart from
+            each other (:func:`thumbnail_points`), are placed on their points.
         ax: draw into this axes (a new figure otherwise). Returns the figure.
     """
     groups = np.asarray(torch.as_tensor(groups).cpu())
@@ -90,8 +107,10 @@ def embedding_figure(coords: np.ndarray, groups, *, group_names: list[str] | Non
         ax.text(0.01, 0.01, f"colour = {legend_title} ({len(uniq)}, 20 colours reused)", transform=ax.transAxes,
                 fontsize=7, color="grey", va="bottom")
     if images is not None and thumbnails > 0:
-        rng = np.random.default_rng(seed)
-        for j in rng.choice(len(coords), size=min(thumbnails, len(coords)), replace=False):
+        # a thumbnail is thumbnail_px points (+ frame) wide; as a fraction of the axes on each side
+        box_in = (thumbnail_px + 4) / 72
+        axes_in = np.array([ax.get_position().width, ax.get_position().height]) * fig.get_size_inches()
+        for j in thumbnail_points(coords, thumbnails, gap=box_in / axes_in, seed=seed):
             image = np.asarray(images[j])
             colour = colour_of.get(groups[j])  # thumbnails framed in their group's colour
             box = AnnotationBbox(OffsetImage(image, zoom=thumbnail_px / image.shape[0]), coords[j],

@@ -308,3 +308,17 @@ def test_cycle_browser_opens_on_the_callers_query_and_support_size():
     ref = cycle_match(banks["a"], 7, support_size=12, nn_temperature=0.07)
     assert torch.equal(browser.match.support, ref.support) and browser.match.own_video_rank == ref.own_video_rank
     assert [v for _, v in browser.support.options] == [8, 12, 16, 40]
+
+
+def test_thumbnail_points_keep_their_boxes_apart():
+    from cckit.viz.embedding import thumbnail_points
+    rng = np.random.default_rng(0)
+    # a dense cluster of 200 points at the origin and 5 lone points spread over the map
+    coords = np.concatenate([rng.normal(0, 0.01, (200, 2)), [[1, 1], [1, -1], [-1, 1], [-1, -1], [0, 1]]])
+    kept = thumbnail_points(coords, 30, gap=(0.1, 0.1))
+    extent = np.ptp(coords, axis=0)
+    for a in range(len(kept)):
+        for b in range(a):
+            assert (np.abs(coords[kept[a]] - coords[kept[b]]) >= 0.1 * extent).any()
+    assert sum(k < 200 for k in kept) == 1 and len(kept) == 6  # one for the cluster, one for each lone point
+    assert len(thumbnail_points(coords[200:], 3)) == 3  # apart already: the first three of the random order
