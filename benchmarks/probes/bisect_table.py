@@ -81,19 +81,27 @@ REGIME_DIAG = (("diag_rank_cycle", "rank c", 1), ("diag_purity_cycle", "purity o
                ("diag_cycle_rate", "cycle rate", 3), ("diag_own_video_return", "own-video return", 3))
 
 
+def _comparison_entries() -> list[dict]:
+    """The entries of the stored paper_cpu comparison (none when it is absent)."""
+    path = RESULTS / "compare_paper_cpu" / "compare_methods.json"
+    return json.loads(path.read_text())["entries"] if path.is_file() else []
+
+
+def _regime_records() -> list[dict]:
+    """The rows of ``results/regime_paper_cpu.jsonl`` (none when it is absent)."""
+    path = RESULTS / "regime_paper_cpu.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
 def regime_rows() -> list[str]:
     """The regime search on ``configs/paper_cpu.yaml`` (``results/regime_paper_cpu.jsonl``, seed 0),
     each probe's kNN curve and final cycle diagnostics beside the seed-0 runs of intra_video and
     cycle_contrast (λ 0.1) of the stored comparison, which it differs from only by its overrides."""
     rows = []
-    compare = RESULTS / "compare_paper_cpu" / "compare_methods.json"
-    if compare.is_file():
-        for e in json.loads(compare.read_text())["entries"]:
-            if e["method"] in ("intra_video", "cycle_contrast") and e["seed"] == 0 and "knn_curve" in e:
-                rows.append((f"{e['method']} (comparison, seed 0)", "—", e["knn_curve"], {}))
-    path = RESULTS / "regime_paper_cpu.jsonl"
-    for line in path.read_text().splitlines() if path.is_file() else []:
-        r = json.loads(line)
+    for e in _comparison_entries():
+        if e["method"] in ("intra_video", "cycle_contrast") and e["seed"] == 0 and "knn_curve" in e:
+            rows.append((f"{e['method']} (comparison, seed 0)", "—", e["knn_curve"], {}))
+    for r in _regime_records():
         last = r["diagnostics"].get(str(r["knn_curve"][-1][0]), {})
         rows.append((r["probe"], " ".join(r["overrides"][1:]), r["knn_curve"], last))
     out = []
@@ -118,14 +126,10 @@ def regime_seed_rows() -> list[str]:
 
     from cckit.compare import paired_difference
 
-    compare, path = RESULTS / "compare_paper_cpu" / "compare_methods.json", RESULTS / "regime_paper_cpu.jsonl"
-    if not (compare.is_file() and path.is_file()):
-        return []
     points = [{"method": e["method"], "seed": e["seed"], "knn": e["knn_curve"][-1][1]}
-              for e in json.loads(compare.read_text())["entries"] if "knn_curve" in e]
+              for e in _comparison_entries() if "knn_curve" in e]
     groups: dict[str, list] = {}
-    for line in path.read_text().splitlines():
-        r = json.loads(line)
+    for r in _regime_records():
         seed = next((int(o.split("=")[1]) for o in r["overrides"] if o.startswith("train.seed=")), 0)
         groups.setdefault(re.sub(r"_s\d+$", "", r["probe"]), []).append((seed, r))
     out = []
