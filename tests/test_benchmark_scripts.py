@@ -298,3 +298,19 @@ def test_regime_seed_rows_pair_repeated_probes_with_the_comparison(tmp_path, mon
     assert len(rows) == 3  # header, rule, X only (Y has one seed)
     assert rows[2] == ("| X | method.support_size=128 | 0, 1, 2 | 0.800 / 0.820 / 0.780 | +0.33 [-4.84, +5.50] "
                        "| +0.67 [-7.32, +8.65] |")
+
+
+def test_regime_rows_read_the_preset_named(tmp_path, monkeypatch):
+    """A probe ending at 0.70 after reading 0.65 at step 3000 of 4000: gain over the last fifth
+    (from the first reading at or after step 3200, here 4000 itself) 0; one row per probe."""
+    sys.path.insert(0, str(REPO / "benchmarks" / "probes"))
+    import bisect_table
+
+    (tmp_path / "regime_quickstart_long.jsonl").write_text(json.dumps(
+        {"probe": "Q", "overrides": ["configs/quickstart_long.yaml", "method.cycle_spread_weight=0.1"],
+         "knn_curve": [[0, 0.2], [3000, 0.65], [4000, 0.70]], "diagnostics": {"4000": {"diag_rank_cycle": 9.5}}}) + "\n")
+    monkeypatch.setattr(bisect_table, "RESULTS", tmp_path)
+    assert bisect_table.regime_rows() == []  # no paper_cpu records here
+    rows = bisect_table.regime_rows("quickstart_long")
+    assert rows[0].startswith("| run | overrides of configs/quickstart_long.yaml |") and len(rows) == 3
+    assert rows[2].startswith("| Q | method.cycle_spread_weight=0.1 | — | — | 0.650 | 0.700 | — | 0.700 (4000) | +0.0 | 9.5 |")

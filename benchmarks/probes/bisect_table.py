@@ -81,27 +81,27 @@ REGIME_DIAG = (("diag_rank_cycle", "rank c", 1), ("diag_purity_cycle", "purity o
                ("diag_cycle_rate", "cycle rate", 3), ("diag_own_video_return", "own-video return", 3))
 
 
-def _comparison_entries() -> list[dict]:
-    """The entries of the stored paper_cpu comparison (none when it is absent)."""
-    path = RESULTS / "compare_paper_cpu" / "compare_methods.json"
+def _comparison_entries(preset: str = "paper_cpu") -> list[dict]:
+    """The entries of the stored comparison of ``configs/<preset>.yaml`` (none when it is absent)."""
+    path = RESULTS / f"compare_{preset}" / "compare_methods.json"
     return json.loads(path.read_text())["entries"] if path.is_file() else []
 
 
-def _regime_records() -> list[dict]:
-    """The rows of ``results/regime_paper_cpu.jsonl`` (none when it is absent)."""
-    path = RESULTS / "regime_paper_cpu.jsonl"
+def _regime_records(preset: str = "paper_cpu") -> list[dict]:
+    """The rows of ``results/regime_<preset>.jsonl`` (none when it is absent)."""
+    path = RESULTS / f"regime_{preset}.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
 
-def regime_rows() -> list[str]:
-    """The regime search on ``configs/paper_cpu.yaml`` (``results/regime_paper_cpu.jsonl``, seed 0),
+def regime_rows(preset: str = "paper_cpu") -> list[str]:
+    """The regime search on ``configs/<preset>.yaml`` (``results/regime_<preset>.jsonl``, seed 0),
     each probe's kNN curve and final cycle diagnostics beside the seed-0 runs of intra_video and
     cycle_contrast (λ 0.1) of the stored comparison, which it differs from only by its overrides."""
     rows = []
-    for e in _comparison_entries():
+    for e in _comparison_entries(preset):
         if e["method"] in ("intra_video", "cycle_contrast") and e["seed"] == 0 and "knn_curve" in e:
             rows.append((f"{e['method']} (comparison, seed 0)", "—", e["knn_curve"], {}))
-    for r in _regime_records():
+    for r in _regime_records(preset):
         last = r["diagnostics"].get(str(r["knn_curve"][-1][0]), {})
         rows.append((r["probe"], " ".join(r["overrides"][1:]), r["knn_curve"], last))
     out = []
@@ -113,7 +113,7 @@ def regime_rows() -> list[str]:
                    + f" | {end:.3f} ({end_step}) | {100 * (end - tail):+.1f} | {diag} |")
     if not out:
         return []
-    return ["| run | overrides of configs/paper_cpu.yaml | " + " | ".join(f"kNN {k}" for k in REGIME_STEPS)
+    return [f"| run | overrides of configs/{preset}.yaml | " + " | ".join(f"kNN {k}" for k in REGIME_STEPS)
             + " | kNN at the end (step) | gain over the last fifth (points) | " + " | ".join(h for _, h, _ in REGIME_DIAG)
             + " |", "|---|---|" + "---|" * (len(REGIME_STEPS) + 2 + len(REGIME_DIAG))] + out
 
@@ -153,6 +153,8 @@ def regime_seed_rows() -> list[str]:
 if __name__ == "__main__":
     print("### The cycle's regime on configs/paper_cpu.yaml (seed 0)\n")
     print("\n".join(regime_rows()))
+    print("\n### The cycle's regime on configs/quickstart_long.yaml (seed 0)\n")
+    print("\n".join(regime_rows("quickstart_long")))
     print("\n### Regime probes repeated over seeds, paired with the comparison\n")
     print("\n".join(regime_seed_rows()))
     print("### configs/paper_cpu.yaml\n")
