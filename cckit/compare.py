@@ -40,7 +40,7 @@ DIAGNOSTICS = ("intra_top1", "cycle_rate", "support_entropy", "loss")
 
 
 # Config fields added after comparisons were stored, left out of the key at their default value.
-_ADDED_LATER = {("method", "cycle_steps"): [0, 0]}
+_ADDED_LATER = {("method", "cycle_steps"): [0, 0], ("method", "cycle_spread_weight"): 0.0}
 
 
 def comparison_key(cfg: Config) -> str:

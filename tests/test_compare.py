@@ -129,3 +129,17 @@ def test_paired_curve_is_the_paired_interval_at_every_reading():
     assert rows[1]["mean"] == pytest.approx(0.05) and rows[1]["low"] == pytest.approx(0.05 - half)
     table = paired_curve_table({"entries": entries})
     assert "| 500 | +5.00 |" in table and "3 seeds" in table
+
+
+@pytest.mark.parametrize("preset", ["quickstart", "quickstart_long", "paper_cpu"])
+def test_the_stored_comparisons_stay_the_presets_own(preset):
+    """A config field added later must not change the key of a stored comparison (``_ADDED_LATER``):
+    else `cckit compare` refuses to add seeds to it, and its runs are trained again."""
+    from pathlib import Path
+
+    from cckit.compare import comparison_key
+    from cckit.config import load_config
+
+    repo = Path(__file__).resolve().parents[1]
+    stored = json.loads((repo / f"benchmarks/results/compare_{preset}/compare_methods.json").read_text())
+    assert comparison_key(load_config(repo / f"configs/{preset}.yaml")) == stored["comparison_key"]
