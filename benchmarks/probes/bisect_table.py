@@ -118,7 +118,7 @@ def regime_rows(preset: str = "paper_cpu") -> list[str]:
             + " |", "|---|---|" + "---|" * (len(REGIME_STEPS) + 2 + len(REGIME_DIAG))] + out
 
 
-def regime_seed_rows() -> list[str]:
+def regime_seed_rows(preset: str = "paper_cpu") -> list[str]:
     """Probes repeated over seeds (``NAME_s<N>`` with ``train.seed=N``; the seed-0 run is ``NAME``),
     paired by seed with the stored comparison's intra_video and cycle_contrast runs: the kNN monitor's
     last reading of each, the mean difference and its 95 % paired-t interval (``cckit.compare``)."""
@@ -127,9 +127,9 @@ def regime_seed_rows() -> list[str]:
     from cckit.compare import paired_difference
 
     points = [{"method": e["method"], "seed": e["seed"], "knn": e["knn_curve"][-1][1]}
-              for e in _comparison_entries() if "knn_curve" in e]
+              for e in _comparison_entries(preset) if "knn_curve" in e]
     groups: dict[str, list] = {}
-    for r in _regime_records():
+    for r in _regime_records(preset):
         seed = next((int(o.split("=")[1]) for o in r["overrides"] if o.startswith("train.seed=")), 0)
         groups.setdefault(re.sub(r"_s\d+$", "", r["probe"]), []).append((seed, r))
     out = []
@@ -142,7 +142,7 @@ def regime_seed_rows() -> list[str]:
             d = paired_difference(rows, name, baseline, "knn")
             cells.append(f"{100 * d['mean']:+.2f} [{100 * d['low']:+.2f}, {100 * d['high']:+.2f}]" if d else "—")
         knn = sorted((seed, r["knn_curve"][-1][1]) for seed, r in runs)
-        out.append(f"| {name} | {' '.join(runs[0][1]['overrides'][1:2])} | {', '.join(str(s) for s, _ in knn)} "
+        out.append(f"| {name} | {' '.join(o for o in runs[0][1]['overrides'][1:] if not o.startswith('train.seed='))} | {', '.join(str(s) for s, _ in knn)} "
                    f"| {' / '.join(f'{v:.3f}' for _, v in knn)} | {cells[0]} | {cells[1]} |")
     if not out:
         return []
@@ -155,6 +155,8 @@ if __name__ == "__main__":
     print("\n".join(regime_rows()))
     print("\n### The cycle's regime on configs/quickstart_long.yaml (seed 0)\n")
     print("\n".join(regime_rows("quickstart_long")))
+    print("\n### Regime probes on configs/quickstart_long.yaml repeated over seeds, paired with its comparison\n")
+    print("\n".join(regime_seed_rows("quickstart_long")))
     print("\n### Regime probes repeated over seeds, paired with the comparison\n")
     print("\n".join(regime_seed_rows()))
     print("### configs/paper_cpu.yaml\n")
