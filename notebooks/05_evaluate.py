@@ -116,15 +116,15 @@ metrics = evaluate(checkpoint, cfg, ("knn",), floors=True, progress=True)  # tra
 # ## The method comparison, with paired confidence intervals
 #
 # Stored `cckit compare` runs (`COMPARISONS`; nothing is trained here): the paper's recipe at CPU
-# scale, and the quickstart trained to plateau (its kNN curve gains under a point over the last
-# fifth of the steps). Each has every method over the same seeds, each seed with the same data order and initialisation for
+# scale, and the quickstart trained to plateau (their kNN curves gain about a point or less over the
+# last fifth of the steps). Each has every method over the same seeds, each seed with the same data order and initialisation for
 # every method, from the floors (random init, raw pixels) to the ceiling (`supervised`: the same
 # backbone and budget trained with the labels). The first table is mean ± std over seeds; then the
 # training diagnostics; then where each kNN curve flattens; the last one is cycle_contrast −
 # intra_video seed by seed, with a 95 % Student-t interval: a difference whose interval spans 0 is
 # not resolved by these seeds. Regenerate or extend one (about 7 minutes per paper_cpu run, 4 per
 # quickstart_long run, on a 2-core CPU):
-# `cckit compare configs/paper_cpu.yaml --seeds 0,1,2,3,4 --methods intra_video,cycle_contrast,supervised
+# `cckit compare configs/paper_cpu.yaml --seeds 0,1,2,3,4,5,6 --methods intra_video,cycle_contrast
 # --out benchmarks/results/compare_paper_cpu --runs runs/compare_paper_cpu`.
 
 # %%
