@@ -168,8 +168,11 @@ def cycle_back_loss(query: torch.Tensor, positive: torch.Tensor, support: torch.
 def uniformity_loss(x: torch.Tensor, t: float = 2.0) -> torch.Tensor:
     """Uniformity of L2-normalised rows (Wang & Isola, ICML 2020): ``log mean_{i<j} exp(-t ||x_i - x_j||²)``.
 
-    Lowest when the rows spread evenly over the sphere; 0 when they all coincide. ``x``: (N, D), N >= 2.
+    Lowest when the rows spread evenly over the sphere; 0 when they all coincide, or when there
+    are fewer than two rows (no pair: nothing to spread). ``x``: (N, D).
     """
+    if x.shape[0] < 2:
+        return _full(x).sum() * 0.0
     return torch.pdist(_full(x)).pow(2).mul(-t).exp().mean().log()
 
 

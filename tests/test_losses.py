@@ -175,3 +175,7 @@ def test_uniformity_loss_closed_forms():
     assert uniformity_loss(three).item() == pytest.approx(math.log((2 * math.exp(-4) + math.exp(-8)) / 3))
     assert uniformity_loss(torch.stack([e[0]] * 5)).item() == pytest.approx(0.0)  # collapsed
     assert uniformity_loss(three, t=1.0).item() == pytest.approx(math.log((2 * math.exp(-2) + math.exp(-4)) / 3))
+    one = e[:1].clone().requires_grad_(True)  # one row per process (batch 1): no pair, a finite 0
+    loss = uniformity_loss(one)
+    loss.backward()
+    assert loss.item() == 0.0 and one.grad is not None and float(one.grad.abs().sum()) == 0.0
