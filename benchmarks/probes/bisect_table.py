@@ -142,7 +142,8 @@ def regime_seed_rows(preset: str = "paper_cpu") -> list[str]:
             d = paired_difference(rows, name, baseline, "knn")
             cells.append(f"{100 * d['mean']:+.2f} [{100 * d['low']:+.2f}, {100 * d['high']:+.2f}]" if d else "—")
         knn = sorted((seed, r["knn_curve"][-1][1]) for seed, r in runs)
-        out.append(f"| {name} | {' '.join(o for o in runs[0][1]['overrides'][1:] if not o.startswith('train.seed='))} | {', '.join(str(s) for s, _ in knn)} "
+        overrides = " ".join(o for o in runs[0][1]["overrides"][1:] if not o.startswith("train.seed="))
+        out.append(f"| {name} | {overrides} | {', '.join(str(s) for s, _ in knn)} "
                    f"| {' / '.join(f'{v:.3f}' for _, v in knn)} | {cells[0]} | {cells[1]} |")
     if not out:
         return []
@@ -151,14 +152,11 @@ def regime_seed_rows(preset: str = "paper_cpu") -> list[str]:
 
 
 if __name__ == "__main__":
-    print("### The cycle's regime on configs/paper_cpu.yaml (seed 0)\n")
-    print("\n".join(regime_rows()))
-    print("\n### The cycle's regime on configs/quickstart_long.yaml (seed 0)\n")
-    print("\n".join(regime_rows("quickstart_long")))
-    print("\n### Regime probes on configs/quickstart_long.yaml repeated over seeds, paired with its comparison\n")
-    print("\n".join(regime_seed_rows("quickstart_long")))
-    print("\n### Regime probes repeated over seeds, paired with the comparison\n")
-    print("\n".join(regime_seed_rows()))
+    for preset in ("paper_cpu", "quickstart_long"):
+        print(f"### The cycle's regime on configs/{preset}.yaml (seed 0)\n")
+        print("\n".join(regime_rows(preset)))
+        print(f"\n### Regime probes on configs/{preset}.yaml repeated over seeds, paired with its comparison\n")
+        print("\n".join(regime_seed_rows(preset)) + "\n")
     print("### configs/paper_cpu.yaml\n")
     print("\n".join(preset_rows()))
     print("### reference_moco.py\n")
