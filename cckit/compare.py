@@ -20,7 +20,7 @@ import torch
 
 from .atomic import atomic_write
 from .checkpoint import load_backbone
-from .config import Config, replace, to_dict
+from .config import Config, config_from_dict, replace, to_dict
 from .errors import ConfigError
 from .eval.cache import cache_key, file_fingerprint
 from .eval.features import pixel_features
@@ -39,8 +39,10 @@ FLOORS = ("random_init", "pixels", "static_box")
 DIAGNOSTICS = ("intra_top1", "cycle_rate", "support_entropy", "loss")
 
 
-# Config fields added after comparisons were stored, left out of the key at their default value.
-_ADDED_LATER = {("method", "cycle_steps"): [0, 0], ("method", "cycle_spread_weight"): 0.0}
+# Settings that change speed but not results, and the run's own identity: not part of what a comparison measures.
+_NOT_MEASURED = (("method", "name"), ("train", "seed"), ("train", "threads"), ("train", "log_every"),
+                 ("data", "workers"), ("data", "augment"), ("train", "compile"), ("eval", "batch_size"),
+                 ("eval", "cache_dir"))
 
 
 def comparison_key(cfg: Config) -> str:
@@ -48,15 +50,27 @@ def comparison_key(cfg: Config) -> str:
     and settings that change speed but not results (threads, workers, logging, eval batch, cache,
     where augmentations run, torch.compile)."""
     values = to_dict(cfg)
-    for section, key in (("method", "name"), ("train", "seed"), ("train", "threads"), ("train", "log_every"),
-                         ("data", "workers"), ("data", "augment"), ("train", "compile"), ("eval", "batch_size"),
-                         ("eval", "cache_dir")):
-        values[section].pop(key, None)
+    for section, key in _NOT_MEASURED:
+        values[section].pop(key)
     values.pop("run_dir"), values.pop("resume")
-    for (section, key), default in _ADDED_LATER.items():  # keeps comparisons stored before them valid
-        if values[section].get(key) == default:
-            values[section].pop(key)
     return cache_key(json.dumps(values, sort_keys=True))
+
+
+def same_comparison(stored: dict, cfg: Config) -> bool:
+    """Whether a stored comparison (its ``config`` and ``comparison_key``) measures what ``cfg`` does.
+
+    Its key was computed by the kit of its day: a config field added to the kit since is absent from
+    the stored config and read at its default, so adding a field never orphans a stored comparison.
+    """
+    if stored.get("comparison_key") == comparison_key(cfg):
+        return True
+    if not isinstance(stored.get("config"), dict):
+        return False
+    try:
+        then = config_from_dict(stored["config"])  # absent fields at today's defaults, renamed keys read
+    except ConfigError:  # a field the kit no longer has: not today's comparison
+        return False
+    return comparison_key(then) == comparison_key(cfg)
 
 
 def training_diagnostics(metrics_path: str | Path, batch_size: int, tail: float = 0.1) -> dict:
@@ -139,11 +153,13 @@ def _entry_metrics(backbone, cfg: Config, data: dict, weights_id: str | None) ->
                                                     "success_thresholds", "success_curve")}}
 
 
-def _load(path: Path, key: str) -> dict:
+def _load(path: Path, cfg: Config) -> dict:
+    """The stored comparison at ``path`` (a new one when absent); its ``comparison_key`` stays the one
+    it was stored under, which names its runs folder."""
     if not path.is_file():
-        return {"comparison_key": key, "entries": []}
+        return {"comparison_key": comparison_key(cfg), "entries": []}
     results = json.loads(path.read_text())
-    if results.get("comparison_key") != key:
+    if not same_comparison(results, cfg):
         raise ConfigError(f"{path}: holds a comparison of another config (delete it or pass another --out)")
     return results
 
@@ -164,12 +180,12 @@ def compare_methods(cfg: Config, *, methods=tuple(METHODS), seeds=(0, 1, 2), out
     from .supervised import train_supervised
     from .train import train
 
-    key = comparison_key(cfg)
-    # runs of another config must never be resumed as this one's: one run folder per config
-    out_dir, runs_root = Path(out_dir), Path(runs_root) / key[:12]
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.json"
-    results = _load(path, key)
+    results = _load(path, cfg)
+    # runs of another config must never be resumed as this one's: one run folder per config
+    runs_root = Path(runs_root) / results["comparison_key"][:12]
     results["runs_root"] = str(runs_root)
     results["config"] = to_dict(cfg)
     done = {(e["method"], e["seed"]) for e in results["entries"]}

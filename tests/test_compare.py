@@ -133,13 +133,34 @@ def test_paired_curve_is_the_paired_interval_at_every_reading():
 
 @pytest.mark.parametrize("preset", ["quickstart", "quickstart_long", "paper_cpu"])
 def test_the_stored_comparisons_stay_the_presets_own(preset):
-    """A config field added later must not change the key of a stored comparison (``_ADDED_LATER``):
-    else `cckit compare` refuses to add seeds to it, and its runs are trained again."""
+    """The stored comparisons must stay their presets' as the kit gains config fields: else
+    `cckit compare` refuses to add seeds to them, and their runs are trained again."""
     from pathlib import Path
 
-    from cckit.compare import comparison_key
+    from cckit.compare import same_comparison
     from cckit.config import load_config
 
     repo = Path(__file__).resolve().parents[1]
     stored = json.loads((repo / f"benchmarks/results/compare_{preset}/compare_methods.json").read_text())
-    assert comparison_key(load_config(repo / f"configs/{preset}.yaml")) == stored["comparison_key"]
+    assert same_comparison(stored, load_config(repo / f"configs/{preset}.yaml"))
+    assert not same_comparison(stored, load_config(repo / f"configs/{preset}.yaml", ["train.lr=0.123"]))
+
+
+def test_a_field_added_since_a_comparison_was_stored_is_read_at_its_default():
+    from cckit.compare import comparison_key, same_comparison
+    from cckit.config import load_config, to_dict
+
+    cfg = load_config(None, ["train.max_steps=7"])
+    config = to_dict(cfg)
+    del config["method"]["cycle_spread_weight"]  # as stored by a kit without the field
+    stored = {"comparison_key": "an older kit's key", "config": config}
+    assert comparison_key(cfg) != stored["comparison_key"] and same_comparison(stored, cfg)
+    # the current config sets the new field away from its default: another comparison
+    assert not same_comparison(stored, load_config(None, ["train.max_steps=7", "method.cycle_spread_weight=0.1"]))
+    # a field the stored config holds must be equal; what does not change results may differ
+    assert not same_comparison(stored, load_config(None, ["train.max_steps=8"]))
+    assert same_comparison(stored, load_config(None, ["train.max_steps=7", "train.seed=3", "method.name=moco_v2",
+                                                      "train.threads=1", "run_dir=elsewhere"]))
+    # a field the kit no longer has, or no stored config: not today's comparison
+    gone = {"comparison_key": "x", "config": {**config, "method": {**config["method"], "removed_knob": 1}}}
+    assert not same_comparison(gone, cfg) and not same_comparison({"comparison_key": "x"}, cfg)
