@@ -122,10 +122,10 @@ metrics = evaluate(checkpoint, cfg, ("knn",), floors=True, progress=True)  # tra
 # backbone and budget trained with the labels). The first table is mean ± std over seeds; then the
 # training diagnostics; then where each kNN curve flattens; the last one is cycle_contrast −
 # intra_video seed by seed, with a 95 % Student-t interval: a difference whose interval spans 0 is
-# not resolved by these seeds. Regenerate or extend one (about 7 minutes per paper_cpu run, 4 per
+# not resolved by these seeds. Regenerate or extend one (7–11 minutes per paper_cpu run, 4 per
 # quickstart_long run, on a 2-core CPU):
-# `cckit compare configs/paper_cpu.yaml --seeds 0,1,2,3,4,5,6 --methods intra_video,cycle_contrast
-# --out benchmarks/results/compare_paper_cpu --runs runs/compare_paper_cpu`.
+# `cckit compare configs/paper_cpu.yaml --seeds 0,1,2,3,4,5,6,7,8,9,10,11
+# --methods intra_video,cycle_contrast --out benchmarks/results/compare_paper_cpu --runs runs/compare_paper_cpu`.
 
 # %%
 import json
