@@ -294,7 +294,7 @@ def test_regime_seed_rows_pair_repeated_probes_with_the_comparison(tmp_path, mon
         json.dumps({"probe": n, "overrides": ["configs/paper_cpu.yaml", "method.support_size=128", *o],
                     "knn_curve": [[0, 0.2], [6000, v]], "diagnostics": {}}) + "\n" for n, v, o in probes))
     monkeypatch.setattr(bisect_table, "RESULTS", tmp_path)
-    rows = bisect_table.regime_seed_rows()
+    rows = bisect_table.regime_seed_rows(bisect_table.comparison_entries(), bisect_table.regime_records())
     assert len(rows) == 3  # header, rule, X only (Y has one seed)
     assert rows[2] == ("| X | method.support_size=128 | 0, 1, 2 | 0.800 / 0.820 / 0.780 | +0.33 [-4.84, +5.50] "
                        "| +0.67 [-7.32, +8.65] |")
@@ -310,7 +310,8 @@ def test_regime_rows_read_the_preset_named(tmp_path, monkeypatch):
         {"probe": "Q", "overrides": ["configs/quickstart_long.yaml", "method.cycle_spread_weight=0.1"],
          "knn_curve": [[0, 0.2], [3000, 0.65], [4000, 0.70]], "diagnostics": {"4000": {"diag_rank_cycle": 9.5}}}) + "\n")
     monkeypatch.setattr(bisect_table, "RESULTS", tmp_path)
-    assert bisect_table.regime_rows() == []  # no paper_cpu records here
-    rows = bisect_table.regime_rows("quickstart_long")
+    assert bisect_table.regime_rows(bisect_table.comparison_entries(), bisect_table.regime_records()) == []
+    rows = bisect_table.regime_rows(bisect_table.comparison_entries("quickstart_long"),
+                                    bisect_table.regime_records("quickstart_long"), "quickstart_long")
     assert rows[0].startswith("| run | overrides of configs/quickstart_long.yaml |") and len(rows) == 3
     assert rows[2].startswith("| Q | method.cycle_spread_weight=0.1 | — | — | 0.650 | 0.700 | — | 0.700 (4000) | +0.0 | 9.5 |")

@@ -81,27 +81,28 @@ REGIME_DIAG = (("diag_rank_cycle", "rank c", 1), ("diag_purity_cycle", "purity o
                ("diag_cycle_rate", "cycle rate", 3), ("diag_own_video_return", "own-video return", 3))
 
 
-def _comparison_entries(preset: str = "paper_cpu") -> list[dict]:
+def comparison_entries(preset: str = "paper_cpu") -> list[dict]:
     """The entries of the stored comparison of ``configs/<preset>.yaml`` (none when it is absent)."""
     path = RESULTS / f"compare_{preset}" / "compare_methods.json"
     return json.loads(path.read_text())["entries"] if path.is_file() else []
 
 
-def _regime_records(preset: str = "paper_cpu") -> list[dict]:
+def regime_records(preset: str = "paper_cpu") -> list[dict]:
     """The rows of ``results/regime_<preset>.jsonl`` (none when it is absent)."""
     path = RESULTS / f"regime_{preset}.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
 
-def regime_rows(preset: str = "paper_cpu") -> list[str]:
-    """The regime search on ``configs/<preset>.yaml`` (``results/regime_<preset>.jsonl``, seed 0),
+def regime_rows(entries: list[dict], records: list[dict], preset: str = "paper_cpu") -> list[str]:
+    """The regime search on ``configs/<preset>.yaml`` (``records``, its ``regime_records``, seed 0),
     each probe's kNN curve and final cycle diagnostics beside the seed-0 runs of intra_video and
-    cycle_contrast (λ 0.1) of the stored comparison, which it differs from only by its overrides."""
+    cycle_contrast (λ 0.1) of the stored comparison (``entries``, its ``comparison_entries``), which
+    it differs from only by its overrides."""
     rows = []
-    for e in _comparison_entries(preset):
+    for e in entries:
         if e["method"] in ("intra_video", "cycle_contrast") and e["seed"] == 0 and "knn_curve" in e:
             rows.append((f"{e['method']} (comparison, seed 0)", "—", e["knn_curve"], {}))
-    for r in _regime_records(preset):
+    for r in records:
         last = r["diagnostics"].get(str(r["knn_curve"][-1][0]), {})
         rows.append((r["probe"], " ".join(r["overrides"][1:]), r["knn_curve"], last))
     out = []
@@ -118,18 +119,19 @@ def regime_rows(preset: str = "paper_cpu") -> list[str]:
             + " |", "|---|---|" + "---|" * (len(REGIME_STEPS) + 2 + len(REGIME_DIAG))] + out
 
 
-def regime_seed_rows(preset: str = "paper_cpu") -> list[str]:
-    """Probes repeated over seeds (``NAME_s<N>`` with ``train.seed=N``; the seed-0 run is ``NAME``),
-    paired by seed with the stored comparison's intra_video and cycle_contrast runs: the kNN monitor's
+def regime_seed_rows(entries: list[dict], records: list[dict]) -> list[str]:
+    """Probes of ``records`` repeated over seeds (``NAME_s<N>`` with ``train.seed=N``; the seed-0 run
+    is ``NAME``), paired by seed with the intra_video and cycle_contrast runs of the stored comparison
+    ``entries`` (``regime_records`` and ``comparison_entries`` of one preset): the kNN monitor's
     last reading of each, the mean difference and its 95 % paired-t interval (``cckit.compare``)."""
     import re
 
     from cckit.compare import paired_difference
 
     points = [{"method": e["method"], "seed": e["seed"], "knn": e["knn_curve"][-1][1]}
-              for e in _comparison_entries(preset) if "knn_curve" in e]
+              for e in entries if "knn_curve" in e]
     groups: dict[str, list] = {}
-    for r in _regime_records(preset):
+    for r in records:
         seed = next((int(o.split("=")[1]) for o in r["overrides"] if o.startswith("train.seed=")), 0)
         groups.setdefault(re.sub(r"_s\d+$", "", r["probe"]), []).append((seed, r))
     out = []
@@ -153,10 +155,11 @@ def regime_seed_rows(preset: str = "paper_cpu") -> list[str]:
 
 if __name__ == "__main__":
     for preset in ("paper_cpu", "quickstart_long"):
+        entries, records = comparison_entries(preset), regime_records(preset)  # each file read once
         print(f"### The cycle's regime on configs/{preset}.yaml (seed 0)\n")
-        print("\n".join(regime_rows(preset)))
+        print("\n".join(regime_rows(entries, records, preset)))
         print(f"\n### Regime probes on configs/{preset}.yaml repeated over seeds, paired with its comparison\n")
-        print("\n".join(regime_seed_rows(preset)) + "\n")
+        print("\n".join(regime_seed_rows(entries, records)) + "\n")
     print("### configs/paper_cpu.yaml\n")
     print("\n".join(preset_rows()))
     print("### reference_moco.py\n")
