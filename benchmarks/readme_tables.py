@@ -1,9 +1,11 @@
-"""The README's measured tables, generated from the records in ``benchmarks/results/``, so that they
-can be refreshed and checked instead of copied by hand:
+"""The READMEs' measured tables and the commands that reproduce them, generated from the records in
+``benchmarks/results/``, so that they can be refreshed and checked instead of copied by hand:
 
     python benchmarks/readme_tables.py --record runs/quickstart   # add a finished `make demo` run (this host)
-    python benchmarks/readme_tables.py --write                    # rewrite the generated blocks of README.md
-    python benchmarks/readme_tables.py --check                    # exit 1 when README.md differs from the records
+    python benchmarks/readme_tables.py --write                    # rewrite the generated blocks of both READMEs
+    python benchmarks/readme_tables.py --check                    # exit 1 when a README differs from the records
+
+The READMEs are ``README.md`` and ``benchmarks/README.md`` (``--readme`` names others).
 
 A generated block sits between ``<!-- generated: NAME -->`` and ``<!-- end generated -->``:
 
@@ -13,7 +15,10 @@ A generated block sits between ``<!-- generated: NAME -->`` and ``<!-- end gener
 - ``comparison``: from ``results/compare_paper_cpu/compare_methods.json`` (``cckit compare``): the
   metrics table and the paired differences at the end and along the kNN curve, with the
   differences at the end on ``results/compare_quickstart_long/`` (the quickstart at plateau) beside
-  them.
+  them;
+- ``commands``, ``commands_paper_cpu``, ``commands_quickstart_long``: the ``cckit compare`` calls
+  that train every stored run of both comparisons, or of one, again
+  (``cckit.compare.reproduce_commands``), so the seeds a command names are the seeds its table has.
 
 Results are exact only on the same host, thread count and library versions; across CPUs the float
 arithmetic differs and so do the numbers, which is why the README gives ranges.
@@ -30,8 +35,8 @@ from pathlib import Path
 
 import torch
 
-from cckit.compare import (PAIRED_KEYS, markdown_table, paired_curve_table, paired_difference, seeds_needed,
-                           summarize)
+from cckit.compare import (PAIRED_KEYS, markdown_table, paired_curve_table, paired_difference, reproduce_commands,
+                           seeds_needed, summarize)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -145,14 +150,29 @@ def comparison_block() -> str:
     return "\n".join(p for p in parts if p)
 
 
-GENERATORS = {"demo": demo_block, "comparison": comparison_block}
+def commands_block(presets=tuple(PLATEAU)) -> str:
+    """A bash block of the ``cckit compare`` calls that train the stored comparisons of ``presets``
+    again, each call on two lines."""
+    lines = []
+    for preset in presets:
+        path = PLATEAU[preset]
+        if path.is_file():
+            for command in reproduce_commands(json.loads(path.read_text())["entries"], f"configs/{preset}.yaml",
+                                              f"benchmarks/results/compare_{preset}", f"runs/compare_{preset}"):
+                head, tail = command.split(" --out ")
+                lines += [f".venv/bin/{head} \\", f"    --out {tail}"]
+    return "```bash\n" + "\n".join(lines) + "\n```\n" if lines else ""
+
+
+GENERATORS = {"demo": demo_block, "comparison": comparison_block, "commands": commands_block,
+              **{f"commands_{preset}": (lambda preset=preset: commands_block((preset,))) for preset in PLATEAU}}
 
 
 def render(text: str) -> str:
     """``text`` with every generated block replaced by what its generator makes now."""
     def fill(m: re.Match) -> str:
         if m.group(2) not in GENERATORS:
-            raise SystemExit(f"README.md: unknown generated block {m.group(2)!r}; known: {', '.join(GENERATORS)}")
+            raise SystemExit(f"unknown generated block {m.group(2)!r}; known: {', '.join(GENERATORS)}")
         return m.group(1) + GENERATORS[m.group(2)]() + m.group(4)
     return BLOCK.sub(fill, text)
 
@@ -161,7 +181,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--record", type=Path, help="a finished main job's run folder to add to demo_runs.jsonl")
     p.add_argument("--source", default="make demo", help="how the recorded run was made")
-    p.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    p.add_argument("--readme", type=Path, action="append", help="a README to fill (repeatable; default: both)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--write", action="store_true")
     mode.add_argument("--check", action="store_true")
@@ -169,18 +189,23 @@ def main() -> None:
     if args.record:
         with open(DEMO_RUNS, "a") as f:
             f.write(json.dumps(record(args.record, args.source)) + "\n")
-    text = args.readme.read_text()
-    fresh = render(text)
-    if args.check:
-        if fresh != text:
-            sys.exit(f"{args.readme}: the generated tables differ from benchmarks/results/ "
-                     f"(run python benchmarks/readme_tables.py --write)")
-        print(f"{args.readme}: generated tables match the records")
-    elif args.write:
-        tmp = args.readme.with_suffix(".md.tmp")
-        tmp.write_text(fresh)
-        os.replace(tmp, args.readme)
-    else:
+    stale = []
+    for readme in args.readme or [ROOT / "README.md", ROOT / "benchmarks" / "README.md"]:
+        text = readme.read_text()
+        fresh = render(text)
+        if args.check:
+            if fresh != text:
+                stale.append(str(readme))
+            else:
+                print(f"{readme}: generated tables match the records")
+        elif args.write:
+            tmp = readme.with_suffix(".md.tmp")
+            tmp.write_text(fresh)
+            os.replace(tmp, readme)
+    if stale:
+        sys.exit(f"{', '.join(stale)}: the generated tables differ from benchmarks/results/ "
+                 f"(run python benchmarks/readme_tables.py --write)")
+    if not (args.check or args.write):
         print("\n".join(f"<!-- {name} -->\n{make()}" for name, make in GENERATORS.items()))
 
 

@@ -265,6 +265,21 @@ def summarize(entries: list[dict]) -> dict:
     return out
 
 
+def reproduce_commands(entries: list[dict], config: str, out_dir: str, runs: str) -> list[str]:
+    """The ``cckit compare`` calls that train every stored (method, seed) of ``entries`` again into
+    ``out_dir`` and ``runs``: one per set of seeds, the largest set first, its methods in the registry
+    order (the floors come with every call, so they need none)."""
+    seeds: dict[str, set] = {}
+    for e in entries:
+        if e["method"] not in FLOORS:
+            seeds.setdefault(e["method"], set()).add(e["seed"])
+    groups: dict[tuple, list] = {}
+    for m in sorted(seeds, key=lambda m: METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER)):
+        groups.setdefault(tuple(sorted(seeds[m])), []).append(m)
+    return [f"cckit compare {config} --methods {','.join(methods)} --seeds {','.join(map(str, group))} "
+            f"--out {out_dir} --runs {runs}" for group, methods in sorted(groups.items(), key=lambda g: -len(g[0]))]
+
+
 PAIRED_KEYS = ("knn_top1", "linear_top1", "video_knn_top1", "video_linear_top1", "track_precision", "track_auc")
 
 

@@ -251,6 +251,23 @@ def test_readme_tables_check_catches_a_stale_table(run, tmp_path):
     assert proc.returncode == 1 and "differ" in proc.stderr
 
 
+def test_readme_commands_name_the_seeds_their_tables_have(tmp_path):
+    """A commands block with yesterday's seeds is stale; --write puts in the stored comparison's seeds."""
+    stored = json.loads((REPO / "benchmarks/results/compare_quickstart_long/compare_methods.json").read_text())
+    seeds = sorted(e["seed"] for e in stored["entries"] if e["method"] == "cycle_contrast")
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- generated: commands_quickstart_long -->\n```bash\n.venv/bin/cckit compare "
+                      "configs/quickstart_long.yaml --methods intra_video,cycle_contrast --seeds 0,1\n```\n"
+                      "<!-- end generated -->\n")
+    script = [sys.executable, str(REPO / "benchmarks/readme_tables.py"), "--readme", str(readme)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(script + ["--check"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert proc.returncode == 1 and str(readme) in proc.stderr
+    subprocess.run(script + ["--write"], cwd=REPO, env=env, check=True)
+    assert (f"--methods intra_video,cycle_contrast --seeds {','.join(map(str, seeds))} \\\n"
+            "    --out benchmarks/results/compare_quickstart_long --runs runs/compare_quickstart_long\n") in readme.read_text()
+
+
 def test_readme_paired_columns_put_each_comparison_in_a_column():
     """Hand-computed paired t: differences 1, 2, 3 points over seeds 0-2 have mean 2, sd 1 and
     half-width t(0.975, 2) / sqrt(3) = 4.303 / 1.732 = 2.48, so [-0.5, +4.5]; +5 and -1 have mean 2,

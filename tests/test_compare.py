@@ -131,6 +131,24 @@ def test_paired_curve_is_the_paired_interval_at_every_reading():
     assert "| 500 | +5.00 |" in table and "3 seeds" in table
 
 
+def test_reproduce_commands_train_every_stored_run_again():
+    """Methods with the same seeds share one call, the largest set first, in the registry order;
+    the floors come with every call; each line parses as the CLI's own command."""
+    import shlex
+
+    from cckit.cli import build_parser
+    from cckit.compare import reproduce_commands
+
+    stored = [("cycle_contrast", 0), ("intra_video", 0), ("cycle_contrast", 1), ("intra_video", 1), ("cycle_contrast", 2),
+              ("intra_video", 2), ("supervised", 0), ("supervised", 1), ("moco_v2", 0), ("moco_v2", 1),
+              ("random_init", 0), ("random_init", 1), ("random_init", 2), ("pixels", 0), ("static_box", 0)]
+    lines = reproduce_commands([{"method": m, "seed": s} for m, s in stored], "configs/x.yaml", "out/x", "runs/x")
+    assert lines == ["cckit compare configs/x.yaml --methods intra_video,cycle_contrast --seeds 0,1,2 --out out/x --runs runs/x",
+                     "cckit compare configs/x.yaml --methods moco_v2,supervised --seeds 0,1 --out out/x --runs runs/x"]
+    args = build_parser().parse_args(shlex.split(lines[1])[1:])
+    assert (args.methods, args.seeds, args.out, args.runs) == ("moco_v2,supervised", "0,1", "out/x", "runs/x")
+
+
 @pytest.mark.parametrize("preset", ["quickstart", "quickstart_long", "paper_cpu"])
 def test_the_stored_comparisons_stay_the_presets_own(preset):
     """The stored comparisons must stay their presets' as the kit gains config fields: else
