@@ -122,10 +122,9 @@ metrics = evaluate(checkpoint, cfg, ("knn",), floors=True, progress=True)  # tra
 # backbone and budget trained with the labels). The first table is mean ± std over seeds; then the
 # training diagnostics; then where each kNN curve flattens; the last one is cycle_contrast −
 # intra_video seed by seed, with a 95 % Student-t interval: a difference whose interval spans 0 is
-# not resolved by these seeds. Regenerate or extend one (7–11 minutes per paper_cpu run, 4 per
-# quickstart_long run, on a 2-core CPU):
-# `cckit compare configs/paper_cpu.yaml --seeds 0,1,2,3,4,5,6,7,8,9,10,11
-# --methods intra_video,cycle_contrast --out benchmarks/results/compare_paper_cpu --runs runs/compare_paper_cpu`.
+# not resolved by these seeds. Under each comparison, the `cckit compare` calls that train it again
+# (7–11 minutes per paper_cpu run, 4–6 per quickstart_long run, on a 2-core CPU); add seeds to
+# `--seeds` to extend it: the runs it has are not trained again.
 
 # %%
 import json
@@ -133,10 +132,18 @@ from pathlib import Path
 
 from IPython.display import Markdown
 
-from cckit.compare import markdown_table
+from cckit.compare import markdown_table, reproduce_commands
 
-Markdown("\n\n".join(f"### `{preset}`\n\n" + markdown_table(json.loads(Path(path).read_text()))
-                      for preset, path in COMPARISONS.items() if Path(path).is_file()))
+
+def comparison(config: str, path: str) -> str:
+    """The stored comparison's tables, then the calls that train it again (run from the repository root)."""
+    results = json.loads(Path(path).read_text())
+    commands = reproduce_commands(results["entries"], config, os.path.relpath(Path(path).parent, ".."),
+                                  str(Path(results["runs_root"]).parent))
+    return f"### `{config}`\n\n" + markdown_table(results) + "\n```bash\n" + "\n".join(commands) + "\n```\n"
+
+
+Markdown("\n\n".join(comparison(config, path) for config, path in COMPARISONS.items() if Path(path).is_file()))
 
 # %% [markdown]
 # ## Your own videos or an official checkpoint
