@@ -280,6 +280,16 @@ def reproduce_commands(entries: list[dict], config: str, out_dir: str, runs: str
             f"--out {out_dir} --runs {runs}" for group, methods in sorted(groups.items(), key=lambda g: -len(g[0]))]
 
 
+def comparison_report(path: str | Path, config: str, root: str | Path = ".") -> str:
+    """A stored comparison ``<out_dir>/compare_methods.json`` as markdown: its tables
+    (``markdown_table``), then the ``cckit compare`` calls that train it again, to be run from
+    ``root`` (the repository root, where ``config`` and the runs folder are relative to)."""
+    results = json.loads(Path(path).read_text())
+    commands = reproduce_commands(results["entries"], config, os.path.relpath(Path(path).parent, root),
+                                  str(Path(results["runs_root"]).parent))
+    return markdown_table(results) + "\n```bash\n" + "\n".join(commands) + "\n```\n"
+
+
 PAIRED_KEYS = ("knn_top1", "linear_top1", "video_knn_top1", "video_linear_top1", "track_precision", "track_auc")
 
 

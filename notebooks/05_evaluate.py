@@ -127,23 +127,15 @@ metrics = evaluate(checkpoint, cfg, ("knn",), floors=True, progress=True)  # tra
 # `--seeds` to extend it: the runs it has are not trained again.
 
 # %%
-import json
 from pathlib import Path
 
 from IPython.display import Markdown
 
-from cckit.compare import markdown_table, reproduce_commands
+from cckit.compare import comparison_report
 
-
-def comparison(config: str, path: str) -> str:
-    """The stored comparison's tables, then the calls that train it again (run from the repository root)."""
-    results = json.loads(Path(path).read_text())
-    commands = reproduce_commands(results["entries"], config, os.path.relpath(Path(path).parent, ".."),
-                                  str(Path(results["runs_root"]).parent))
-    return f"### `{config}`\n\n" + markdown_table(results) + "\n```bash\n" + "\n".join(commands) + "\n```\n"
-
-
-Markdown("\n\n".join(comparison(config, path) for config, path in COMPARISONS.items() if Path(path).is_file()))
+# each stored comparison's tables, then the calls that train it again (run from the repository root, "..")
+Markdown("\n\n".join(f"### `{config}`\n\n" + comparison_report(path, config, root="..")
+                      for config, path in COMPARISONS.items() if Path(path).is_file()))
 
 # %% [markdown]
 # ## Your own videos or an official checkpoint

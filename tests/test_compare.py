@@ -149,6 +149,19 @@ def test_reproduce_commands_train_every_stored_run_again():
     assert (args.methods, args.seeds, args.out, args.runs) == ("moco_v2,supervised", "0,1", "out/x", "runs/x")
 
 
+def test_comparison_report_is_the_tables_then_the_calls_from_the_root(tmp_path):
+    from cckit.compare import comparison_report, markdown_table
+
+    results = {"runs_root": "runs/cmp/0123456789ab", "entries": [
+        {"method": m, "seed": s, "knn_top1": 0.5 + 0.01 * s} for m in ("intra_video", "cycle_contrast") for s in (0, 1)]}
+    path = tmp_path / "bench" / "cmp" / "compare_methods.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(results))
+    assert comparison_report(path, "configs/x.yaml", root=tmp_path) == markdown_table(results) + (
+        "\n```bash\ncckit compare configs/x.yaml --methods intra_video,cycle_contrast --seeds 0,1 "
+        "--out bench/cmp --runs runs/cmp\n```\n")
+
+
 @pytest.mark.parametrize("preset", ["quickstart", "quickstart_long", "paper_cpu"])
 def test_the_stored_comparisons_stay_the_presets_own(preset):
     """The stored comparisons must stay their presets' as the kit gains config fields: else
