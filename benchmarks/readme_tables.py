@@ -26,6 +26,7 @@ arithmetic differs and so do the numbers, which is why the README gives ranges.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -137,11 +138,17 @@ def paired_columns(comparisons: dict[str, dict], method: str = MAIN_METHOD, base
                       "|---|" + "---|" * len(diffs), *rows]) + "\n"
 
 
+@functools.cache
+def plateau_comparisons() -> dict[str, dict]:
+    """The stored comparisons at plateau that exist, read once per run of the script."""
+    return {name: json.loads(path.read_text()) for name, path in PLATEAU.items() if path.is_file()}
+
+
 def comparison_block() -> str:
     """The paper_cpu comparison's metrics table, the paired differences at the end for every stored
     comparison at plateau, and paper_cpu's along the kNN curve (the full set of tables is
     ``compare_methods.md`` beside each JSON)."""
-    comparisons = {name: json.loads(path.read_text()) for name, path in PLATEAU.items() if path.is_file()}
+    comparisons = plateau_comparisons()
     if "paper_cpu" not in comparisons:
         return ""
     curve = "".join(line for line in paired_curve_table(comparisons["paper_cpu"], readings=5).splitlines(True)
@@ -156,9 +163,8 @@ def commands_block(presets=tuple(PLATEAU), every: bool = True) -> str:
     methods), and a line that points to the rest."""
     lines, left = [], 0
     for preset in presets:
-        path = PLATEAU[preset]
-        if path.is_file():
-            commands = reproduce_commands(json.loads(path.read_text())["entries"], f"configs/{preset}.yaml",
+        if preset in plateau_comparisons():
+            commands = reproduce_commands(plateau_comparisons()[preset]["entries"], f"configs/{preset}.yaml",
                                           f"benchmarks/results/compare_{preset}", f"runs/compare_{preset}")
             left += 0 if every else len(commands) - 1
             for command in commands if every else commands[:1]:
