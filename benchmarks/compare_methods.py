@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-from cckit.compare import METHOD_ORDER, compare_methods
+from cckit.compare import compare_methods
+from cckit.compare_report import METHOD_ORDER
 from cckit.config import load_config
 
 

@@ -17,7 +17,7 @@ A generated block sits between ``<!-- generated: NAME -->`` and ``<!-- end gener
   differences at the end on ``results/compare_quickstart_long/`` (the quickstart at plateau) beside
   them;
 - ``commands_paper_cpu``, ``commands_quickstart_long``: the ``cckit compare`` calls that train every
-  stored run of that comparison again (``cckit.compare.reproduce_commands``), so the seeds a command
+  stored run of that comparison again (``cckit.compare_report.reproduce_commands``), so the seeds a command
   names are the seeds its table has; ``commands``: the largest call of each (the paired methods).
 
 Results are exact only on the same host, thread count and library versions; across CPUs the float
@@ -36,8 +36,8 @@ from pathlib import Path
 
 import torch
 
-from cckit.compare import (PAIRED_KEYS, markdown_table, paired_curve_table, paired_difference, reproduce_commands,
-                           seeds_needed, summarize)
+from cckit.compare_report import (PAIRED_KEYS, markdown_table, paired_curve_table, paired_difference,
+                                  reproduce_commands, seeds_needed, summarize)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

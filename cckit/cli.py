@@ -129,7 +129,8 @@ def cmd_eval(args) -> dict:
 
 
 def cmd_compare(args) -> dict:
-    from .compare import METHOD_ORDER, compare_methods
+    from .compare import compare_methods
+    from .compare_report import METHOD_ORDER
     methods = [m for m in args.methods.split(",") if m]
     if not methods or set(methods) - set(METHOD_ORDER):
         raise ConfigError(f"--methods: expected a comma-separated subset of {','.join(METHOD_ORDER)}, got {args.methods!r}")

@@ -131,7 +131,7 @@ from pathlib import Path
 
 from IPython.display import Markdown
 
-from cckit.compare import comparison_report
+from cckit.compare_report import comparison_report
 
 # each stored comparison's tables, then the calls that train it again (run from the repository root, "..")
 Markdown("\n\n".join(f"### `{config}`\n\n" + comparison_report(path, config, root="..")

@@ -1,25 +1,12 @@
-"""The method comparison: mean ± std tables, diagnostics by hand, and a resumable end-to-end run."""
+"""Running the method comparison: diagnostics by hand, curve statistics, the comparison key, and a
+resumable end-to-end run."""
 import json
 
 import pytest
 import torch
 
-from cckit.compare import frozen_cycle_stats, markdown_table, summarize, training_diagnostics
-
-
-def test_summary_and_table_are_mean_and_sample_std_over_seeds():
-    entries = [{"method": "cycle_contrast", "seed": s, "knn_top1": v, "train_seconds": t, "final_cycle_rate": c}
-               for s, v, t, c in ((0, 0.5, 100.0, 0.1), (1, 0.6, 110.0, 0.2), (2, 0.7, 120.0, 0.3))]
-    entries.append({"method": "pixels", "seed": 0, "knn_top1": 0.42})
-    summary = summarize(entries)
-    assert summary["cycle_contrast"]["knn_top1"] == {"mean": pytest.approx(0.6), "std": pytest.approx(0.1), "n": 3}
-    assert summary["pixels"]["knn_top1"] == {"mean": 0.42, "std": 0.0, "n": 1}
-    table = markdown_table({"entries": entries})
-    metrics_table = table.split("\n\n")[0]
-    rows = {line.split(" | ")[0].strip("| "): line for line in metrics_table.splitlines() if line.startswith("| ")}
-    assert "| 60.0 ± 10.0 |" in rows["cycle_contrast"] and "| 110 ± 10 |" in rows["cycle_contrast"]
-    assert "| 42.0 |" in rows["pixels"] and "—" in rows["pixels"]
-    assert "20.0 ± 10.0" in table  # the cycle rate in the diagnostics table
+from cckit.compare import frozen_cycle_stats, training_diagnostics
+from cckit.compare_report import markdown_table
 
 
 def test_cycle_diagnostics_by_hand():
@@ -78,26 +65,6 @@ def test_compare_runs_every_method_and_floor_then_resumes_without_retraining(tin
         compare_methods(other, methods=("moco_v2",), seeds=(0,), out_dir=out, runs_root=runs)
 
 
-def test_paired_difference_is_the_paired_t_interval_by_hand():
-    from cckit.compare import paired_difference, paired_table, seeds_needed
-
-    entries = [{"method": "cycle_contrast", "seed": s, "knn_top1": v} for s, v in enumerate([0.62, 0.60, 0.65, 0.61])]
-    entries += [{"method": "intra_video", "seed": s, "knn_top1": v} for s, v in enumerate([0.60, 0.61, 0.62, 0.60])]
-    entries += [{"method": "intra_video", "seed": 9, "knn_top1": 0.0}]  # unpaired: left out
-    d = paired_difference(entries, "cycle_contrast", "intra_video", "knn_top1")
-    diffs = [0.02, -0.01, 0.03, 0.01]  # mean 0.0125, sample sd 0.0170783, t(0.975, 3) = 3.1824463
-    assert d["n"] == 4 and d["seeds"] == [0, 1, 2, 3]
-    assert d["mean"] == pytest.approx(sum(diffs) / 4)
-    assert d["std"] == pytest.approx(0.017078251, rel=1e-6)
-    half = 3.182446305 * 0.017078251 / 2
-    assert (d["low"], d["high"]) == (pytest.approx(0.0125 - half, rel=1e-6), pytest.approx(0.0125 + half, rel=1e-6))
-    # a +-1-point interval at this spread: t(0.975, 12) * 1.7078 / sqrt(13) = 2.1788 * 1.7078 / 3.6056 = 1.032 > 1,
-    # t(0.975, 13) * 1.7078 / sqrt(14) = 2.1604 * 1.7078 / 3.7417 = 0.986 <= 1: 14 paired seeds
-    assert seeds_needed(d["std"], 0.01) == 14 and seeds_needed(0.0, 0.01) == 2 and seeds_needed(1.0, 0.01) is None
-    assert "| knn_top1 | 4 | +1.25 | [-1.47, +3.97] | 14 |" in paired_table({"entries": entries})
-    assert paired_difference(entries[:1] + entries[4:5], "cycle_contrast", "intra_video", "knn_top1") is None
-
-
 def test_knn_curve_stats_tail_gain_and_flat_step(tmp_path):
     from cckit.compare import knn_curve_stats
     curve = [(0, 0.2), (250, 0.5), (500, 0.7), (750, 0.74), (1000, 0.76), (1250, 0.765)]
@@ -111,55 +78,6 @@ def test_knn_curve_stats_tail_gain_and_flat_step(tmp_path):
     assert knn_curve_stats(tmp_path / "none.jsonl") == {}  # a run without the kNN monitor
     table = markdown_table({"entries": [{"method": "intra_video", "seed": s, "knn_top1": 0.7, **out} for s in (0, 1)]})
     assert "| intra_video | 0.5 ± 0.0 | 1000 ± 0 |" in table
-
-
-def test_paired_curve_is_the_paired_interval_at_every_reading():
-    from scipy import stats as st
-    from cckit.compare import paired_curve, paired_curve_table
-    a = {0: [[0, 0.2], [500, 0.40], [1000, 0.70]], 1: [[0, 0.2], [500, 0.44], [1000, 0.66]],
-         2: [[0, 0.2], [500, 0.42], [1000, 0.71]]}
-    b = {0: [[0, 0.2], [500, 0.35], [1000, 0.72]], 1: [[0, 0.2], [500, 0.36], [1000, 0.70]],
-         2: [[0, 0.2], [500, 0.40], [1000, 0.70]]}
-    entries = [{"method": "cycle_contrast", "seed": s, "knn_curve": c} for s, c in a.items()]
-    entries += [{"method": "intra_video", "seed": s, "knn_curve": c} for s, c in b.items()]
-    rows = paired_curve(entries, "cycle_contrast", "intra_video")
-    assert [r["step"] for r in rows] == [0, 500, 1000] and rows[0]["mean"] == 0 and rows[1]["n"] == 3
-    d = [0.05, 0.08, 0.02]  # at step 500
-    half = st.t.ppf(0.975, 2) * st.tstd(d) / 3 ** 0.5
-    assert rows[1]["mean"] == pytest.approx(0.05) and rows[1]["low"] == pytest.approx(0.05 - half)
-    table = paired_curve_table({"entries": entries})
-    assert "| 500 | +5.00 |" in table and "3 seeds" in table
-
-
-def test_reproduce_commands_train_every_stored_run_again():
-    """Methods with the same seeds share one call, the largest set first, in the registry order;
-    the floors come with every call; each line parses as the CLI's own command."""
-    import shlex
-
-    from cckit.cli import build_parser
-    from cckit.compare import reproduce_commands
-
-    stored = [("cycle_contrast", 0), ("intra_video", 0), ("cycle_contrast", 1), ("intra_video", 1), ("cycle_contrast", 2),
-              ("intra_video", 2), ("supervised", 0), ("supervised", 1), ("moco_v2", 0), ("moco_v2", 1),
-              ("random_init", 0), ("random_init", 1), ("random_init", 2), ("pixels", 0), ("static_box", 0)]
-    lines = reproduce_commands([{"method": m, "seed": s} for m, s in stored], "configs/x.yaml", "out/x", "runs/x")
-    assert lines == ["cckit compare configs/x.yaml --methods intra_video,cycle_contrast --seeds 0,1,2 --out out/x --runs runs/x",
-                     "cckit compare configs/x.yaml --methods moco_v2,supervised --seeds 0,1 --out out/x --runs runs/x"]
-    args = build_parser().parse_args(shlex.split(lines[1])[1:])
-    assert (args.methods, args.seeds, args.out, args.runs) == ("moco_v2,supervised", "0,1", "out/x", "runs/x")
-
-
-def test_comparison_report_is_the_tables_then_the_calls_from_the_root(tmp_path):
-    from cckit.compare import comparison_report, markdown_table
-
-    results = {"runs_root": "runs/cmp/0123456789ab", "entries": [
-        {"method": m, "seed": s, "knn_top1": 0.5 + 0.01 * s} for m in ("intra_video", "cycle_contrast") for s in (0, 1)]}
-    path = tmp_path / "bench" / "cmp" / "compare_methods.json"
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps(results))
-    assert comparison_report(path, "configs/x.yaml", root=tmp_path) == markdown_table(results) + (
-        "\n```bash\ncckit compare configs/x.yaml --methods intra_video,cycle_contrast --seeds 0,1 "
-        "--out bench/cmp --runs runs/cmp\n```\n")
 
 
 @pytest.mark.parametrize("preset", ["quickstart", "quickstart_long", "paper_cpu"])

@@ -123,10 +123,10 @@ def regime_seed_rows(entries: list[dict], records: list[dict]) -> list[str]:
     """Probes of ``records`` repeated over seeds (``NAME_s<N>`` with ``train.seed=N``; the seed-0 run
     is ``NAME``), paired by seed with the intra_video and cycle_contrast runs of the stored comparison
     ``entries`` (``regime_records`` and ``comparison_entries`` of one preset): the kNN monitor's
-    last reading of each, the mean difference and its 95 % paired-t interval (``cckit.compare``)."""
+    last reading of each, the mean difference and its 95 % paired-t interval (``cckit.compare_report``)."""
     import re
 
-    from cckit.compare import paired_difference
+    from cckit.compare_report import paired_difference
 
     points = [{"method": e["method"], "seed": e["seed"], "knn": e["knn_curve"][-1][1]}
               for e in entries if "knn_curve" in e]

@@ -11,7 +11,7 @@ on the seed and its id) and 1000 test videos, the first 200 of them the comparis
 same held-out digit scans. Every trained (method, seed) with a checkpoint under the comparison's
 ``runs_root`` is scored by kNN, the linear probe and video-level kNN / probe (``cckit.eval.evaluate``);
 the paired differences ``cycle_contrast - intra_video`` are printed beside the comparison's own.
-The output JSON has the comparison's entry format, so ``cckit.compare.paired_table`` reads it.
+The output JSON has the comparison's entry format, so ``cckit.compare_report.paired_table`` reads it.
 """
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 from cckit.atomic import atomic_write
-from cckit.compare import paired_table, protocol_scores
+from cckit.compare import protocol_scores
+from cckit.compare_report import paired_table
 from cckit.config import config_from_dict, parse_overrides, replace, to_dict
 from cckit.eval.suite import evaluate
 
