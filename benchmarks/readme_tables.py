@@ -18,7 +18,10 @@ A generated block sits between ``<!-- generated: NAME -->`` and ``<!-- end gener
   them;
 - ``commands_paper_cpu``, ``commands_quickstart_long``: the ``cckit compare`` calls that train every
   stored run of that comparison again (``cckit.compare_report.reproduce_commands``), so the seeds a command
-  names are the seeds its table has; ``commands``: the largest call of each (the paired methods).
+  names are the seeds its table has; ``commands``: the largest call of each (the paired methods);
+- ``paired_paper_cpu``, ``paired_quickstart_long``: cycle_contrast − intra_video of that comparison,
+  per protocol with its interval and the seeds a ±1-point one takes, along the kNN curve, and per
+  seed, so the prose around them need not copy numbers that change with each added seed.
 
 Results are exact only on the same host, thread count and library versions; across CPUs the float
 arithmetic differs and so do the numbers, which is why the README gives ranges.
@@ -36,8 +39,8 @@ from pathlib import Path
 
 import torch
 
-from cckit.compare_report import (PAIRED_KEYS, markdown_table, paired_curve_table, paired_difference,
-                                  reproduce_commands, seeds_needed, summarize)
+from cckit.compare_report import (PAIRED_KEYS, markdown_table, paired_curve_table, paired_difference, paired_seed_table,
+                                  paired_table, reproduce_commands, seeds_needed, summarize)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -46,6 +49,8 @@ COMPARISONS = {"quickstart": RESULTS / "compare_quickstart" / "compare_methods.j
                "paper_cpu": RESULTS / "compare_paper_cpu" / "compare_methods.json"}
 PLATEAU = {"paper_cpu": RESULTS / "compare_paper_cpu" / "compare_methods.json",
            "quickstart_long": RESULTS / "compare_quickstart_long" / "compare_methods.json"}
+# the monitor readings where the cycle led early on each preset: the per-seed table shows them
+EARLY_STEPS = {"paper_cpu": (1500, 3000), "quickstart_long": (750, 1500)}
 MAIN_METHOD = "cycle_contrast"  # what make demo and make demo-paper train
 BLOCK = re.compile(r"(<!-- generated: (\w+) -->\n)(.*?)(<!-- end generated -->)", re.S)
 
@@ -151,9 +156,8 @@ def comparison_block() -> str:
     comparisons = plateau_comparisons()
     if "paper_cpu" not in comparisons:
         return ""
-    curve = "".join(line for line in paired_curve_table(comparisons["paper_cpu"], readings=5).splitlines(True)
-                    if not line.startswith("| 0 |"))  # step 0: the same initialisation, always 0
-    parts = [markdown_table(comparisons["paper_cpu"]).split("\n\n")[0] + "\n", paired_columns(comparisons), curve]
+    parts = [markdown_table(comparisons["paper_cpu"]).split("\n\n")[0] + "\n", paired_columns(comparisons),
+             paired_curve_table(comparisons["paper_cpu"], readings=5)]
     return "\n".join(p for p in parts if p)
 
 
@@ -175,8 +179,20 @@ def commands_block(presets=tuple(PLATEAU), every: bool = True) -> str:
     return "```bash\n" + "\n".join(lines) + "\n```\n" if lines else ""
 
 
+def paired_block(preset: str) -> str:
+    """One stored comparison at plateau, cycle_contrast − intra_video: per protocol at the end, the
+    kNN difference along the curve, and per seed (at the end and at ``EARLY_STEPS``)."""
+    results = plateau_comparisons().get(preset)
+    if results is None:
+        return ""
+    parts = [paired_table(results), paired_curve_table(results, readings=9),
+             paired_seed_table(results, steps=EARLY_STEPS.get(preset, ()))]
+    return "\n".join(p for p in parts if p)
+
+
 GENERATORS = {"demo": demo_block, "comparison": comparison_block, "commands": lambda: commands_block(every=False),
-              **{f"commands_{preset}": (lambda preset=preset: commands_block((preset,))) for preset in PLATEAU}}
+              **{f"commands_{preset}": (lambda preset=preset: commands_block((preset,))) for preset in PLATEAU},
+              **{f"paired_{preset}": (lambda preset=preset: paired_block(preset)) for preset in PLATEAU}}
 
 
 def render(text: str) -> str:

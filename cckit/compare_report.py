@@ -130,17 +130,41 @@ def paired_curve(entries: list[dict], method: str, baseline: str, *, level: floa
 def paired_curve_table(results: dict, method: str = "cycle_contrast", baseline: str = "intra_video",
                        readings: int = 7) -> str:
     """Markdown: ``method - baseline`` kNN top-1 (points, 95 % paired-t interval) at about ``readings``
-    evenly spaced monitor readings, so a difference that opens and closes during training shows."""
-    rows = paired_curve(results["entries"], method, baseline)
+    evenly spaced monitor readings after step 0 (one initialisation: always 0), the last one among
+    them, so a difference that opens and closes during training shows."""
+    rows = [r for r in paired_curve(results["entries"], method, baseline) if r["step"] > 0]  # step 0: one init, 0
     if not rows:
         return ""
-    pick = rows[::max(1, round((len(rows) - 1) / (readings - 1)))] if len(rows) > readings else rows
-    if pick[-1] is not rows[-1]:
-        pick.append(rows[-1])
+    # evenly spaced back from the end, so the end is always a row
+    pick = rows[::-1][::max(1, round((len(rows) - 1) / (readings - 1)))][::-1] if len(rows) > readings else rows
     return "\n".join([f"| step | {method} − {baseline}, kNN (points) | 95 % CI (paired t, {rows[0]['n']} seeds) |",
                       "|---|---|---|",
                       *(f"| {r['step']} | {100 * r['mean']:+.2f} | [{100 * r['low']:+.2f}, {100 * r['high']:+.2f}] |"
                         for r in pick)]) + "\n"
+
+
+def paired_seed_table(results: dict, method: str = "cycle_contrast", baseline: str = "intra_video",
+                      steps: tuple[int, ...] = ()) -> str:
+    """Markdown, one row per paired seed: ``baseline`` and ``method`` kNN top-1 at the end (%), their
+    difference (points), and the kNN difference at each monitor reading of ``steps`` (— where a
+    curve lacks it), so the seeds behind a wide interval can be named."""
+    by = {(e["method"], e["seed"]): e for e in results["entries"] if isinstance(e.get("knn_top1"), (int, float))}
+    seeds = sorted(s for m, s in by if m == method and (baseline, s) in by)
+    curves = {k: dict(map(tuple, e.get("knn_curve", []))) for k, e in by.items()}
+
+    def at(seed: int, step: int) -> str:
+        a, b = curves[(method, seed)].get(step), curves[(baseline, seed)].get(step)
+        return "—" if a is None or b is None else f"{100 * (a - b):+.1f}"
+
+    rows = [[str(s), f"{100 * by[(baseline, s)]['knn_top1']:.2f}", f"{100 * by[(method, s)]['knn_top1']:.2f}",
+             f"{100 * (by[(method, s)]['knn_top1'] - by[(baseline, s)]['knn_top1']):+.1f}", *(at(s, t) for t in steps)]
+            for s in seeds]
+    head = ["seed", f"{baseline} kNN", f"{method} kNN", "difference at the end (points)",
+            *(f"difference at step {t}" for t in steps)]
+    if not rows:
+        return ""
+    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+                      *("| " + " | ".join(r) + " |" for r in rows)]) + "\n"
 
 
 def _cell(stats: dict, key: str, scale: float = 100.0, digits: int = 1) -> str:

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from cckit.compare_report import (comparison_report, markdown_table, paired_curve, paired_curve_table,
-                                  paired_difference, paired_table, reproduce_commands, seeds_needed, summarize)
+                                  paired_difference, paired_seed_table, paired_table, reproduce_commands, seeds_needed,
+                                  summarize)
 
 
 def test_summary_and_table_are_mean_and_sample_std_over_seeds():
@@ -56,7 +57,11 @@ def test_paired_curve_is_the_paired_interval_at_every_reading():
     half = st.t.ppf(0.975, 2) * st.tstd(d) / 3 ** 0.5
     assert rows[1]["mean"] == pytest.approx(0.05) and rows[1]["low"] == pytest.approx(0.05 - half)
     table = paired_curve_table({"entries": entries})
-    assert "| 500 | +5.00 |" in table and "3 seeds" in table
+    assert "| 500 | +5.00 |" in table and "3 seeds" in table and "| 0 |" not in table  # step 0: one init
+    long = [{**e, "knn_curve": [[250 * i, 0.2 + 0.01 * i * (e["method"] == "cycle_contrast")] for i in range(17)]}
+            for e in entries]
+    steps = [line.split(" | ")[0][2:] for line in paired_curve_table({"entries": long}, readings=5).splitlines()[2:]]
+    assert steps == ["1000", "2000", "3000", "4000"]  # spaced back from the end, which is always a row
 
 
 def test_reproduce_commands_train_every_stored_run_again():
@@ -86,3 +91,18 @@ def test_comparison_report_is_the_tables_then_the_calls_from_the_root(tmp_path):
     assert comparison_report(path, "configs/x.yaml", root=tmp_path) == markdown_table(results) + (
         "\n```bash\ncckit compare configs/x.yaml --methods intra_video,cycle_contrast --seeds 0,1 "
         "--out bench/cmp --runs runs/cmp\n```\n")
+
+
+def test_paired_seed_table_names_each_seeds_difference_at_the_end_and_along_the_curve():
+    entries = [{"method": "intra_video", "seed": 0, "knn_top1": 0.70, "knn_curve": [[0, 0.2], [500, 0.40]]},
+               {"method": "cycle_contrast", "seed": 0, "knn_top1": 0.725, "knn_curve": [[0, 0.2], [500, 0.47]]},
+               {"method": "intra_video", "seed": 1, "knn_top1": 0.75},  # stored before the curves were kept
+               {"method": "cycle_contrast", "seed": 1, "knn_top1": 0.74},
+               {"method": "cycle_contrast", "seed": 2, "knn_top1": 0.9},  # unpaired: no row
+               {"method": "pixels", "seed": 0, "knn_top1": 0.3}]
+    assert paired_seed_table({"entries": entries}, steps=(500,)).splitlines() == [
+        "| seed | intra_video kNN | cycle_contrast kNN | difference at the end (points) | difference at step 500 |",
+        "|---|---|---|---|---|",
+        "| 0 | 70.00 | 72.50 | +2.5 | +7.0 |",
+        "| 1 | 75.00 | 74.00 | -1.0 | — |"]
+    assert paired_seed_table({"entries": entries[4:]}) == ""
