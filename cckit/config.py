@@ -79,6 +79,7 @@ class MethodConfig:
     support_size: int = 16384  # M, rows of the cycle queue drawn as the support set U
     nn: str = "soft"  # "soft" or "hard" nearest neighbour (cycle_contrast and forward_nn)
     exclude_own_video: bool = True  # keys of the query's own video are neither negatives nor support rows
+    support_oracle: bool = False  # probe, not the paper: U keeps only rows of the query's class (needs labels), so the soft neighbour is never of another class; the cycle's upper bound
     batch_negatives: bool = False  # also use this step's keys of other videos as negatives (paper: queue only)
     key_encoder: str = "momentum"  # "momentum": positives from the EMA copy, no gradient (paper); "online": both views through the online encoder with gradient, symmetric in-batch InfoNCE (small-scale variant)
     query_negatives: bool = False  # also use the other videos' queries, with gradient, as negatives (SimCLR-style; paper: no)

@@ -153,10 +153,13 @@ def online_intra_term(emb: Embeddings, queues: Queues,
                   "query_std": query_spread(q)}
 
 
-def cycle_term(emb: Embeddings, queues: Queues, cfg: MethodConfig,
-               generator: torch.Generator) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def cycle_term(emb: Embeddings, queues: Queues, cfg: MethodConfig, generator: torch.Generator,
+               video_labels: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """L_cycle (DESIGN.md): the query's soft nearest neighbour in a support set U drawn from the
     cycle queue must pick out the query's own-video positive c_m(x_p) among the other rows.
+
+    With ``cfg.support_oracle`` (a probe, not the paper), ``video_labels`` ((V,) class of each video
+    id) also masks the support rows of other classes than the query's, and empty queue slots.
 
     Returns the loss and ``loss_cycle``, ``cycle_rate`` (rank-1 cycle-consistency) and
     ``support_entropy`` (mean entropy of the neighbour weights w, nats).
@@ -169,6 +172,13 @@ def cycle_term(emb: Embeddings, queues: Queues, cfg: MethodConfig,
     if cfg.exclude_own_video:
         same = emb.video_ids[:, None] == queues.cycle_ids[None, :]  # N x K_c
         mask, neg_mask = same[:, in_support], same[:, ~in_support]  # N x M, N x (K_c - M)
+    if cfg.support_oracle:
+        if video_labels is None:
+            raise ValueError("method.support_oracle: needs the class of every video (video_labels)")
+        ids = queues.cycle_ids[in_support]
+        row_labels = torch.where(ids >= 0, video_labels[ids.clamp_min(0)], -1)  # empty slots: class -1
+        other = video_labels[emb.video_ids][:, None] != row_labels[None, :]  # N x M
+        mask = other if mask is None else mask | other
     if cfg.batch_negatives:
         keys = emb.key_cycle if emb.key_cycle is not None else emb.positive_cycle
         cycle_negatives, neg_mask = with_batch_negatives(cycle_negatives, neg_mask, keys, emb.video_ids)
@@ -194,8 +204,9 @@ def cycle_weight_at(cfg: MethodConfig, step: int) -> float:
     return cfg.cycle_weight if start <= step and (stop == 0 or step < stop) else 0.0
 
 
-def compute_objective(emb: Embeddings, queues: Queues, cfg: MethodConfig,
-                      generator: torch.Generator, step: int = 0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def compute_objective(emb: Embeddings, queues: Queues, cfg: MethodConfig, generator: torch.Generator,
+                      step: int = 0, video_labels: torch.Tensor | None = None
+                      ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Total loss ``intra + λ · cycle`` (the cycle term only for methods that have it; λ from
     :func:`cycle_weight_at` for ``step``), plus ``cycle_spread_weight`` times the uniformity of the
     cycle-head queries where that weight is > 0, and detached diagnostics for one batch.
@@ -209,7 +220,7 @@ def compute_objective(emb: Embeddings, queues: Queues, cfg: MethodConfig,
     intra = online_intra_term if cfg.key_encoder == "online" else momentum_intra_term
     loss, stats = intra(emb, queues, cfg)
     if get_method(cfg.name).cycle:
-        loss_cycle, cycle_stats = cycle_term(emb, queues, cfg, generator)
+        loss_cycle, cycle_stats = cycle_term(emb, queues, cfg, generator, video_labels)
         loss = loss + cycle_weight_at(cfg, step) * loss_cycle
         stats.update(cycle_stats)
         if cfg.cycle_spread_weight > 0:  # keeps c from collapsing onto a few directions (an ablation; paper: none)

@@ -17,7 +17,7 @@ from .data.dataset import Batched, RunBatches, TrainClips, steps_per_epoch
 from .data.index import load_splits
 from .data.batch_augment import BatchAugment
 from .distributed import all_gather, all_reduce_mean, barrier, init_distributed
-from .errors import TrainingError, TrainingInterrupted  # noqa: F401  (raised here; importable from cckit.train)
+from .errors import ConfigError, TrainingError, TrainingInterrupted  # noqa: F401  (raised here; importable from cckit.train)
 from .metrics import MetricsLog
 from .model import CycleContrastModel, enqueue, update_momentum
 from .methods import get_method
@@ -48,14 +48,15 @@ def optimizer_for(params, cfg: Config) -> torch.optim.Optimizer:
 def train_step(model: CycleContrastModel, optimizer: torch.optim.Optimizer, batch, cfg: Config, *,
                step: int, lr: float, dtype: torch.dtype | None = None,
                scaler: torch.amp.GradScaler | None = None, encoder: torch.nn.Module | None = None,
-               timings: dict[str, float] | None = None) -> dict[str, float]:
+               timings: dict[str, float] | None = None, video_labels: torch.Tensor | None = None) -> dict[str, float]:
     """One optimisation step: EMA -> encode -> losses -> backward -> optimizer -> enqueue.
 
     ``batch`` is ``(x_q, x_k, x_p, video_ids)`` with images (N, 3, S, S); the device is the
     model's. ``encoder`` is the online encoder to run (its DDP wrapper under torchrun; default
     ``model.encoder``). With a ``timings`` dict, each phase's seconds are added to it (the device
-    is synchronised between phases, so only benchmarks pass one). Returns the loss terms and
-    diagnostics as floats (this rank's).
+    is synchronised between phases, so only benchmarks pass one). ``video_labels`` (the class of
+    each video id, :func:`video_label_table`) is read only by ``method.support_oracle``. Returns
+    the loss terms and diagnostics as floats (this rank's).
     """
     device = model.queue_intra.device
     mark = _Marks(timings, device)
@@ -102,7 +103,8 @@ def train_step(model: CycleContrastModel, optimizer: torch.optim.Optimizer, batc
     mark("forward_momentum")
 
     # 3. losses
-    loss, stats = compute_objective(emb, Queues.of(model), cfg.method, step_generator(cfg.train.seed, step), step)
+    loss, stats = compute_objective(emb, Queues.of(model), cfg.method, step_generator(cfg.train.seed, step), step,
+                                    video_labels)
     values = {k: float(v) for k, v in stats.items()}
     for name, value in values.items():
         if name.startswith("loss") and not math.isfinite(value):
@@ -178,6 +180,17 @@ def _training_data(cfg: Config, dist_info):
     return splits, dataset, per_epoch, t.max_steps or t.epochs * per_epoch
 
 
+def video_label_table(records, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(V,) the class of each training video, indexed by video id (-1 for ids with no video): what
+    ``method.support_oracle`` reads. ConfigError naming a video without a label."""
+    unlabelled = next((r for r in records if r.label < 0), None)
+    if unlabelled is not None:
+        raise ConfigError(f"method.support_oracle: needs the class of every training video; {unlabelled.path} has none")
+    table = torch.full((max(r.video_id for r in records) + 1,), -1, dtype=torch.long)
+    table[torch.tensor([r.video_id for r in records])] = torch.tensor([r.label for r in records])
+    return table.to(device)
+
+
 def _build(cfg: Config, device: torch.device, dist_info):
     """Model (seeded by ``train.seed``), optimizer, autocast dtype and fp16 gradient scaler."""
     t = cfg.train
@@ -249,6 +262,7 @@ def train(cfg: Config, *, progress: bool = True) -> dict:
     if t.threads > 0:
         torch.set_num_threads(t.threads)
     splits, dataset, per_epoch, total = _training_data(cfg, dist_info)
+    video_labels = video_label_table(splits["train"], device) if cfg.method.support_oracle else None
     lrs = cosine_schedule(t.lr, t.min_lr, total, t.warmup_steps)
 
     model, optimizer, dtype, scaler = _build(cfg, device, dist_info)
@@ -285,8 +299,8 @@ def train(cfg: Config, *, progress: bool = True) -> dict:
             tic = time.perf_counter()
             for batch, data_wait, augment_time in batches:
                 augmented = time.perf_counter()
-                values = train_step(model, optimizer, batch, cfg, step=step, lr=float(lrs[step]), dtype=dtype,
-                                    scaler=scaler, encoder=encoder)  # returns floats: the step has finished
+                values = train_step(model, optimizer, batch, cfg, step=step, lr=float(lrs[step]), dtype=dtype, scaler=scaler,
+                                    encoder=encoder, video_labels=video_labels)  # returns floats: the step has finished
                 stepped = time.perf_counter()
                 values = all_reduce_mean(values)
                 step += 1

@@ -179,3 +179,39 @@ def test_cycle_spread_adds_its_weight_times_the_uniformity_of_the_cycle_queries(
     torch.testing.assert_close(with_, without + 0.25 * stats["loss_spread"])
     with pytest.raises(Exception, match="method.cycle_spread_weight"):
         load_config(None, TINY + ["method.cycle_spread_weight=-1"])
+
+
+def test_support_oracle_keeps_only_rows_of_the_querys_class_from_other_videos():
+    """method.support_oracle, written out query by query: the soft neighbour is taken over the support
+    rows of other videos of the query's class only (empty slots, id -1, never), then cycles back."""
+    cfg = load_config(None, TINY + ["method.name=cycle_contrast", "method.support_size=40",
+                                    "method.support_oracle=true"]).method
+    emb = embeddings()  # video ids 0..3
+    labels = torch.tensor([0, 1, 0, 1, 0, 1, 2, 2])  # the class of videos 0..7
+    qc, ids = unit(64, 8, seed=6), torch.arange(64) % 9 - 1  # ids -1..7: -1 is an empty slot
+    _, stats = compute_objective(emb, Queues(unit(64, 8, seed=5), ids, qc, ids), cfg, step_generator(0, 2), 2,
+                                 video_labels=labels)
+    in_support = draw_support(64, 40, step_generator(0, 2), "cpu")
+    U, U_ids, neg, neg_ids = qc[in_support], ids[in_support], qc[~in_support], ids[~in_support]
+    t, total = cfg.temperature, 0.0
+    for i in range(4):
+        v = emb.video_ids[i]
+        keep = (U_ids >= 0) & (U_ids != v) & (labels[U_ids.clamp_min(0)] == labels[v])
+        w = torch.softmax(emb.query_cycle[i].detach() @ U[keep].t() / t, 0)
+        n = F.normalize(w @ U[keep], dim=0)
+        logits = torch.cat([(n @ emb.positive_cycle[i])[None], n @ neg[neg_ids != v].t()]) / t
+        total += float(-torch.log_softmax(logits, 0)[0])
+    assert stats["loss_cycle"].item() == pytest.approx(total / 4, rel=1e-5)
+    with pytest.raises(ValueError, match="support_oracle"):
+        compute_objective(emb, Queues(qc, ids, qc, ids), cfg, step_generator(0, 2), 2)
+
+
+def test_video_label_table_indexes_classes_by_video_id_and_names_an_unlabelled_video():
+    from cckit.data.records import VideoRecord
+    from cckit.errors import ConfigError
+    from cckit.train import video_label_table
+
+    records = [VideoRecord(key=k, path=k, label=lab, video_id=i) for k, lab, i in (("a", 2, 3), ("b", 0, 0), ("c", 1, 5))]
+    assert video_label_table(records).tolist() == [0, -1, -1, 2, -1, 1]
+    with pytest.raises(ConfigError, match="support_oracle.*clip.mp4 has none"):
+        video_label_table(records + [VideoRecord(key="d", path="clip.mp4", label=-1, video_id=6)])

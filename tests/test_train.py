@@ -115,3 +115,13 @@ def test_cli_train_then_eval_knn(tiny_overrides):
         assert metrics[f"knn5_top1{suffix}"] == pytest.approx(acc["top1"], abs=1e-6)
     floors = [metrics[f"knn5_top1_{name}"] for name in ("random_init", "random_init_bn", "pixels")]
     assert metrics["highest_floor"] == max(floors)
+
+
+def test_the_support_oracle_trains_from_the_videos_labels(tiny_overrides, tmp_path):
+    """method.support_oracle reaches the cycle term through the trainer (it raises without the labels)."""
+    run = tmp_path / "oracle"
+    cfg = load_config(None, tiny_overrides + ["method.name=cycle_contrast", "method.support_oracle=true",
+                                              "train.max_steps=2", f"run_dir={run}"])
+    train(cfg, progress=False)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2] and all(r["loss_cycle"] > 0 for r in rows)
