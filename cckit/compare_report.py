@@ -2,7 +2,8 @@
 differences with Student-t intervals and the seeds a given interval takes, the markdown tables,
 the ``cckit compare`` calls that train a stored comparison again, and the OTB plot.
 
-Pure functions of the stored results (``compare_methods.json``): nothing here trains or evaluates.
+Functions of the stored results (``compare_methods.json``): nothing here trains or evaluates, and
+only ``write_outputs`` writes files (the table and the plot beside the JSON).
 """
 from __future__ import annotations
 
