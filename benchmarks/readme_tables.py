@@ -131,8 +131,8 @@ def paired_columns(comparisons: dict[str, dict], method: str = MAIN_METHOD, base
                  if d[key] else "—" for d in diffs.values()]
         rows.append(f"| {key} | " + " | ".join(cells) + " |")
     # the plateau: how much each method still gained at the end (compare's own per-method summary)
-    tail = {name: {m: summarize(comparisons[name]["entries"]).get(m, {}).get("knn_tail_gain") for m in (baseline, method)}
-            for name in diffs}
+    summaries = {name: summarize(comparisons[name]["entries"]) for name in diffs}  # once per comparison
+    tail = {name: {m: summaries[name].get(m, {}).get("knn_tail_gain") for m in (baseline, method)} for name in diffs}
     if any(all(g.values()) for g in tail.values()):
         rows.append(f"| kNN gain over the last fifth of the steps, {baseline} / {method} | " + " | ".join(
             " / ".join(f"{100 * v['mean']:+.1f}" if v else "—" for v in g.values()) for g in tail.values()) + " |")
@@ -167,8 +167,9 @@ def commands_block(presets=tuple(PLATEAU), every: bool = True) -> str:
     methods), and a line that points to the rest."""
     lines, left = [], 0
     for preset in presets:
-        if preset in plateau_comparisons():
-            commands = reproduce_commands(plateau_comparisons()[preset]["entries"], f"configs/{preset}.yaml",
+        results = plateau_comparisons().get(preset)
+        if results is not None:
+            commands = reproduce_commands(results["entries"], f"configs/{preset}.yaml",
                                           f"benchmarks/results/compare_{preset}", f"runs/compare_{preset}")
             left += 0 if every else len(commands) - 1
             for command in commands if every else commands[:1]:
