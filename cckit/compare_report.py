@@ -96,6 +96,28 @@ def seeds_needed(std: float, half_width: float, *, level: float = 0.95, most: in
                 None)
 
 
+def paired_spread(entries: list[dict], method: str, baseline: str, key: str) -> dict | None:
+    """How ``method`` and ``baseline`` spread over the seeds both have on ``key``: each one's sample
+    std, the variance ratio ``method / baseline``, the correlation ``r`` of the two across seeds (what
+    pairing by seed gains: the paired difference has variance ``s_m² + s_b² - 2 r s_m s_b``), and the
+    Pitman-Morgan test of equal variances for paired samples (``pm_r``: the correlation of the sums
+    with the differences, zero exactly when the variances are equal; ``pm_p``: its two-sided p-value,
+    Student t on n - 2 degrees of freedom). None with fewer than three pairs."""
+    from scipy import stats
+
+    a = {e["seed"]: e[key] for e in entries if e["method"] == method and isinstance(e.get(key), (int, float))}
+    b = {e["seed"]: e[key] for e in entries if e["method"] == baseline and isinstance(e.get(key), (int, float))}
+    seeds = sorted(set(a) & set(b))
+    if len(seeds) < 3:
+        return None
+    x = np.array([a[s] for s in seeds], dtype=np.float64)
+    y = np.array([b[s] for s in seeds], dtype=np.float64)
+    pm = stats.pearsonr(x + y, x - y)
+    return {"n": len(seeds), "std_method": float(x.std(ddof=1)), "std_baseline": float(y.std(ddof=1)),
+            "ratio": float(x.var(ddof=1) / y.var(ddof=1)), "r": float(np.corrcoef(x, y)[0, 1]),
+            "pm_r": float(pm.statistic), "pm_p": float(pm.pvalue)}
+
+
 def paired_table(results: dict, method: str = "cycle_contrast", baseline: str = "intra_video") -> str:
     """Markdown table of ``method - baseline`` per protocol, points, with 95 % paired-t intervals and
     the paired seeds a ±1-point interval would take at the measured spread."""

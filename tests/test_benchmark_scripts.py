@@ -332,3 +332,21 @@ def test_regime_rows_read_the_preset_named(tmp_path, monkeypatch):
                                     bisect_table.regime_records("quickstart_long"), "quickstart_long")
     assert rows[0].startswith("| run | overrides of configs/quickstart_long.yaml |") and len(rows) == 3
     assert rows[2].startswith("| Q | method.cycle_spread_weight=0.1 | — | — | 0.650 | 0.700 | — | 0.700 (4000) | +0.0 | 9.5 |")
+
+
+def test_seed_spread_prints_the_spread_table_and_where_two_reruns_part(run, tmp_path):
+    entries = [{"method": m, "seed": s, "knn_top1": v} for m, values in
+               (("cycle_contrast", [1.0, 2.0, 3.0]), ("intra_video", [1.0, 3.0, 2.0])) for s, v in enumerate(values)]
+    (tmp_path / "compare_methods.json").write_text(json.dumps({"entries": entries}))
+    stdout = run("benchmarks/probes/seed_spread.py", tmp_path / "compare_methods.json")
+    # stds 1 and 1 (printed in points), ratio 1, Pitman-Morgan p 1, r 0.5 (by hand in test_compare_report)
+    assert "| knn_top1 | 3 | 100.00 | 100.00 | 1.00 | 1.00 | 0.50 |" in stdout.splitlines()
+    for name, gaps in (("a", [0, 0, 0, 0]), ("b", [0, 5e-5, 0.02, 0.3])):
+        rows = [{"step": 0, "knn_top1": 0.2}] + [{"step": s + 1, "loss": 3.0 + g} for s, g in enumerate(gaps)]
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    stdout = run("benchmarks/probes/seed_spread.py", "--rerun", tmp_path / "a.jsonl", tmp_path / "b.jsonl")
+    assert stdout.splitlines() == ["4 steps in both, largest loss difference 0.3",
+                                   "first step with |loss difference| > 1e-06: 2",
+                                   "first step with |loss difference| > 0.0001: 3",
+                                   "first step with |loss difference| > 0.01: 3",
+                                   "first step with |loss difference| > 0.1: 4"]

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from cckit.compare_report import (comparison_report, markdown_table, paired_curve, paired_curve_table,
-                                  paired_difference, paired_seed_table, paired_table, reproduce_commands, seeds_needed,
+                                  paired_difference, paired_seed_table, paired_spread, paired_table, reproduce_commands, seeds_needed,
                                   summarize)
 
 
@@ -106,3 +106,30 @@ def test_paired_seed_table_names_each_seeds_difference_at_the_end_and_along_the_
         "| 0 | 70.00 | 72.50 | +2.5 | +7.0 |",
         "| 1 | 75.00 | 74.00 | -1.0 | — |"]
     assert paired_seed_table({"entries": entries[4:]}) == ""
+
+
+def _pairs(method_values, baseline_values):
+    return ([{"method": "cycle_contrast", "seed": s, "knn_top1": v} for s, v in enumerate(method_values)]
+            + [{"method": "intra_video", "seed": s, "knn_top1": v} for s, v in enumerate(baseline_values)])
+
+
+def test_paired_spread_by_hand_and_against_the_pitman_morgan_closed_form():
+    # equal variances (1 and 1), deviations [-1, 0, 1] and [-1, 1, 0]: covariance 1/2, so r = 0.5;
+    # the sums and differences are uncorrelated exactly when the variances are equal: pm_r 0, p 1
+    d = paired_spread(_pairs([1.0, 2.0, 3.0], [1.0, 3.0, 2.0]), "cycle_contrast", "intra_video", "knn_top1")
+    assert d["n"] == 3 and d["std_method"] == pytest.approx(1.0) and d["std_baseline"] == pytest.approx(1.0)
+    assert d["ratio"] == pytest.approx(1.0) and d["r"] == pytest.approx(0.5)
+    assert d["pm_r"] == pytest.approx(0.0, abs=1e-12) and d["pm_p"] == pytest.approx(1.0)
+    # baseline = 2 x method: variance ratio 1/4, r 1; sums 3x and differences -x: pm_r -1, p 0
+    d = paired_spread(_pairs([0.0, 1.0, 2.0, 3.0], [0.0, 2.0, 4.0, 6.0]), "cycle_contrast", "intra_video", "knn_top1")
+    assert d["ratio"] == pytest.approx(0.25) and d["r"] == pytest.approx(1.0)
+    assert d["pm_r"] == pytest.approx(-1.0) and d["pm_p"] == pytest.approx(0.0, abs=1e-12)
+    # any data: Pitman's t = (F - 1) sqrt(n - 2) / (2 sqrt(F (1 - r^2))), F the variance ratio
+    from scipy import stats
+    x, y = [0.71, 0.74, 0.78, 0.69, 0.80, 0.75, 0.73], [0.70, 0.79, 0.77, 0.72, 0.74, 0.76, 0.71]
+    d = paired_spread(_pairs(x, y), "cycle_contrast", "intra_video", "knn_top1")
+    f, r, n = d["ratio"], d["r"], 7
+    t = (f - 1) * (n - 2) ** 0.5 / (2 * (f * (1 - r * r)) ** 0.5)
+    assert d["pm_p"] == pytest.approx(2 * stats.t.sf(abs(t), n - 2), rel=1e-9)
+    assert d["pm_r"] == pytest.approx(t / (t * t + n - 2) ** 0.5, rel=1e-9)
+    assert paired_spread(_pairs([0.5, 0.6], [0.4, 0.5]), "cycle_contrast", "intra_video", "knn_top1") is None
