@@ -69,18 +69,25 @@ def comparison_report(path: str | Path, config: str, root: str | Path = ".") -> 
 PAIRED_KEYS = ("knn_top1", "linear_top1", "video_knn_top1", "video_linear_top1", "track_precision", "track_auc")
 
 
+def _paired_values(entries: list[dict], method: str, baseline: str, key: str):
+    """The seeds both ``method`` and ``baseline`` have a number for on ``key``, and their values there
+    (two float64 arrays in seed order)."""
+    a = {e["seed"]: e[key] for e in entries if e["method"] == method and isinstance(e.get(key), (int, float))}
+    b = {e["seed"]: e[key] for e in entries if e["method"] == baseline and isinstance(e.get(key), (int, float))}
+    seeds = sorted(set(a) & set(b))
+    return seeds, np.array([a[s] for s in seeds], dtype=np.float64), np.array([b[s] for s in seeds], dtype=np.float64)
+
+
 def paired_difference(entries: list[dict], method: str, baseline: str, key: str, *, level: float = 0.95) -> dict | None:
     """``method - baseline`` on ``key`` over the seeds both have (paired: same seed, same data order,
     same initialisation): mean, sample std, n and the two-sided Student-t interval at ``level``
     (None with fewer than two pairs)."""
     from scipy import stats
 
-    a = {e["seed"]: e[key] for e in entries if e["method"] == method and isinstance(e.get(key), (int, float))}
-    b = {e["seed"]: e[key] for e in entries if e["method"] == baseline and isinstance(e.get(key), (int, float))}
-    seeds = sorted(set(a) & set(b))
+    seeds, x, y = _paired_values(entries, method, baseline, key)
     if len(seeds) < 2:
         return None
-    d = np.array([a[s] - b[s] for s in seeds], dtype=np.float64)
+    d = x - y
     mean, sd = float(d.mean()), float(d.std(ddof=1))
     half = float(stats.t.ppf(0.5 + level / 2, len(d) - 1) * sd / np.sqrt(len(d)))
     return {"mean": mean, "std": sd, "n": len(d), "low": mean - half, "high": mean + half, "seeds": seeds}
@@ -105,13 +112,9 @@ def paired_spread(entries: list[dict], method: str, baseline: str, key: str) -> 
     Student t on n - 2 degrees of freedom). None with fewer than three pairs."""
     from scipy import stats
 
-    a = {e["seed"]: e[key] for e in entries if e["method"] == method and isinstance(e.get(key), (int, float))}
-    b = {e["seed"]: e[key] for e in entries if e["method"] == baseline and isinstance(e.get(key), (int, float))}
-    seeds = sorted(set(a) & set(b))
+    seeds, x, y = _paired_values(entries, method, baseline, key)
     if len(seeds) < 3:
         return None
-    x = np.array([a[s] for s in seeds], dtype=np.float64)
-    y = np.array([b[s] for s in seeds], dtype=np.float64)
     pm = stats.pearsonr(x + y, x - y)
     return {"n": len(seeds), "std_method": float(x.std(ddof=1)), "std_baseline": float(y.std(ddof=1)),
             "ratio": float(x.var(ddof=1) / y.var(ddof=1)), "r": float(np.corrcoef(x, y)[0, 1]),

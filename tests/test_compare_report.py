@@ -5,8 +5,8 @@ import json
 import pytest
 
 from cckit.compare_report import (comparison_report, markdown_table, paired_curve, paired_curve_table,
-                                  paired_difference, paired_seed_table, paired_spread, paired_table, reproduce_commands, seeds_needed,
-                                  summarize)
+                                  paired_difference, paired_seed_table, paired_spread, paired_table, reproduce_commands,
+                                  seeds_needed, summarize)
 
 
 def test_summary_and_table_are_mean_and_sample_std_over_seeds():
