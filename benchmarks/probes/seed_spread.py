@@ -19,14 +19,14 @@ import json
 from pathlib import Path
 
 from cckit.compare_report import PAIRED_KEYS, paired_spread
+from cckit.metrics import read_metrics
 
 THRESHOLDS = (1e-6, 1e-4, 1e-2, 1e-1)
 
 
 def losses(path: Path) -> dict[int, float]:
-    """``{step: loss}`` of a run's metrics.jsonl (the training rows; the kNN rows have no loss)."""
-    rows = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
-    return {r["step"]: r["loss"] for r in rows if "loss" in r}
+    """``{step: loss}`` of a run's metrics.jsonl or run directory (the training rows; the kNN rows have no loss)."""
+    return {r["step"]: r["loss"] for r in read_metrics(path) if "loss" in r}
 
 
 def first_divergence(a: dict[int, float], b: dict[int, float], thresholds=THRESHOLDS) -> dict:
@@ -43,7 +43,7 @@ def main() -> None:
     p.add_argument("comparison", type=Path, nargs="?", help="a cckit compare JSON (compare_methods.json)")
     p.add_argument("--method", default="cycle_contrast")
     p.add_argument("--baseline", default="intra_video")
-    p.add_argument("--rerun", type=Path, nargs=2, metavar="METRICS", help="two metrics.jsonl of one (method, seed)")
+    p.add_argument("--rerun", type=Path, nargs=2, metavar="METRICS", help="two metrics.jsonl (or run directories) of one (method, seed)")
     args = p.parse_args()
     if args.rerun:
         d = first_divergence(losses(args.rerun[0]), losses(args.rerun[1]))
