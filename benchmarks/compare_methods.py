@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from cckit.compare import compare_methods
-from cckit.compare_report import METHOD_ORDER
+from cckit.compare_report import METHOD_ORDER, parse_seeds
 from cckit.config import load_config
 
 
@@ -34,7 +34,10 @@ def _methods(text: str) -> list[str]:
 
 
 def _seeds(text: str) -> list[int]:
-    return [int(s) for s in text.split(",") if s]
+    try:
+        return parse_seeds(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("overrides", nargs="*", help="key=value config overrides")
     p.add_argument("--config", default="configs/quickstart.yaml")
     p.add_argument("--methods", type=_methods, default=list(METHOD_ORDER), help="comma-separated, e.g. moco_v2,cycle_contrast")
-    p.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="comma-separated, e.g. 0,1,2")
+    p.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="comma-separated seeds and ranges, e.g. 0-4,9")
     p.add_argument("--out", default="benchmarks/results")
     p.add_argument("--runs", default="runs/compare")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")

@@ -130,14 +130,16 @@ def cmd_eval(args) -> dict:
 
 def cmd_compare(args) -> dict:
     from .compare import compare_methods
-    from .compare_report import METHOD_ORDER
+    from .compare_report import METHOD_ORDER, parse_seeds
     methods = [m for m in args.methods.split(",") if m]
     if not methods or set(methods) - set(METHOD_ORDER):
         raise ConfigError(f"--methods: expected a comma-separated subset of {','.join(METHOD_ORDER)}, got {args.methods!r}")
     try:
-        seeds = [int(s) for s in args.seeds.split(",") if s]
-    except ValueError:
-        raise ConfigError(f"--seeds: expected comma-separated integers, got {args.seeds!r}") from None
+        seeds = parse_seeds(args.seeds)
+    except ValueError as e:
+        raise ConfigError(f"--seeds: {e}") from None
+    if not seeds:
+        raise ConfigError(f"--seeds: no seed in {args.seeds!r}")
     results = compare_methods(_cfg(args), methods=methods, seeds=seeds, out_dir=args.out,
                               runs_root=args.runs, progress=not args.quiet)
     return {"results": f"{args.out}/compare_methods.json", "table": f"{args.out}/compare_methods.md",
@@ -177,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
             config_required=True)
     c.add_argument("--methods", default=",".join(METHODS),
                    help="comma-separated methods (default: all four; add supervised for the ceiling: the same backbone and budget trained with the labels)")
-    c.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2)")
+    c.add_argument("--seeds", default="0,1,2", help="comma-separated seeds and ranges, e.g. 0-4,9 (default: 0,1,2)")
     c.add_argument("--out", default="benchmarks/results", help="folder of compare_methods.{json,md} and the plot")
     c.add_argument("--runs", default="runs/compare", help="folder of the training runs (<method>_s<seed>)")
     b = sub.add_parser("bench", help="benchmarks (see benchmarks/)")

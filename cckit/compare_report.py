@@ -41,6 +41,35 @@ def summarize(entries: list[dict]) -> dict:
     return out
 
 
+def parse_seeds(text: str) -> list[int]:
+    """``"0-3,7"`` -> ``[0, 1, 2, 3, 7]``: comma-separated non-negative seeds and inclusive ranges
+    ``a-b``, in the order given, each seed once. ``ValueError`` naming the item that is neither."""
+    seeds: list[int] = []
+    for item in (s.strip() for s in text.split(",")):
+        if not item:
+            continue
+        low, sep, high = item.partition("-")
+        if not (low.isdigit() and (high.isdigit() if sep else True)) or (sep and int(high) < int(low)):
+            raise ValueError(f"{item!r} is not a seed (0, 1, ...) or a range of seeds low-high (0-9)")
+        for s in range(int(low), int(high if sep else low) + 1):
+            if s not in seeds:
+                seeds.append(s)
+    return seeds
+
+
+def format_seeds(seeds) -> str:
+    """Sorted seeds as ``parse_seeds`` reads them, a run of three or more as ``low-high``:
+    ``[0, 1, 2, 3, 7, 8]`` -> ``"0-3,7,8"``."""
+    seeds, parts, i = sorted(set(seeds)), [], 0
+    while i < len(seeds):
+        j = i
+        while j + 1 < len(seeds) and seeds[j + 1] == seeds[j] + 1:
+            j += 1
+        parts += [f"{seeds[i]}-{seeds[j]}"] if j - i >= 2 else [str(s) for s in seeds[i:j + 1]]
+        i = j + 1
+    return ",".join(parts)
+
+
 def reproduce_commands(entries: list[dict], config: str, out_dir: str, runs: str) -> list[str]:
     """The ``cckit compare`` calls that train every stored (method, seed) of ``entries`` again into
     ``out_dir`` and ``runs``: one per set of seeds, the largest set first, its methods in the registry
@@ -52,7 +81,7 @@ def reproduce_commands(entries: list[dict], config: str, out_dir: str, runs: str
     groups: dict[tuple, list] = {}
     for m in sorted(seeds, key=lambda m: METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER)):
         groups.setdefault(tuple(sorted(seeds[m])), []).append(m)
-    return [f"cckit compare {config} --methods {','.join(methods)} --seeds {','.join(map(str, group))} "
+    return [f"cckit compare {config} --methods {','.join(methods)} --seeds {format_seeds(group)} "
             f"--out {out_dir} --runs {runs}" for group, methods in sorted(groups.items(), key=lambda g: -len(g[0]))]
 
 

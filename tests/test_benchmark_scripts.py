@@ -255,6 +255,7 @@ def test_readme_commands_name_the_seeds_their_tables_have(tmp_path):
     """A commands block with yesterday's seeds is stale; --write puts in the stored comparison's seeds."""
     stored = json.loads((REPO / "benchmarks/results/compare_quickstart_long/compare_methods.json").read_text())
     seeds = sorted(e["seed"] for e in stored["entries"] if e["method"] == "cycle_contrast")
+    assert seeds == list(range(len(seeds))) and len(seeds) > 3  # so the block names them as one range
     readme = tmp_path / "README.md"
     readme.write_text("<!-- generated: commands_quickstart_long -->\n```bash\n.venv/bin/cckit compare "
                       "configs/quickstart_long.yaml --methods intra_video,cycle_contrast --seeds 0,1\n```\n"
@@ -264,7 +265,7 @@ def test_readme_commands_name_the_seeds_their_tables_have(tmp_path):
     proc = subprocess.run(script + ["--check"], cwd=REPO, env=env, capture_output=True, text=True)
     assert proc.returncode == 1 and str(readme) in proc.stderr
     subprocess.run(script + ["--write"], cwd=REPO, env=env, check=True)
-    assert (f"--methods intra_video,cycle_contrast --seeds {','.join(map(str, seeds))} \\\n"
+    assert (f"--methods intra_video,cycle_contrast --seeds 0-{seeds[-1]} \\\n"
             "    --out benchmarks/results/compare_quickstart_long --runs runs/compare_quickstart_long\n") in readme.read_text()
 
 

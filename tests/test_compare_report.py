@@ -1,12 +1,13 @@
 """Reading a stored comparison: means over seeds, paired intervals by hand, the tables and the
 commands that train it again."""
 import json
+import re
 
 import pytest
 
-from cckit.compare_report import (comparison_report, markdown_table, paired_curve, paired_curve_table,
-                                  paired_difference, paired_seed_table, paired_spread, paired_table, reproduce_commands,
-                                  seeds_needed, summarize)
+from cckit.compare_report import (comparison_report, format_seeds, markdown_table, paired_curve, paired_curve_table,
+                                  paired_difference, paired_seed_table, paired_spread, paired_table, parse_seeds,
+                                  reproduce_commands, seeds_needed, summarize)
 
 
 def test_summary_and_table_are_mean_and_sample_std_over_seeds():
@@ -75,10 +76,32 @@ def test_reproduce_commands_train_every_stored_run_again():
               ("intra_video", 2), ("supervised", 0), ("supervised", 1), ("moco_v2", 0), ("moco_v2", 1),
               ("random_init", 0), ("random_init", 1), ("random_init", 2), ("pixels", 0), ("static_box", 0)]
     lines = reproduce_commands([{"method": m, "seed": s} for m, s in stored], "configs/x.yaml", "out/x", "runs/x")
-    assert lines == ["cckit compare configs/x.yaml --methods intra_video,cycle_contrast --seeds 0,1,2 --out out/x --runs runs/x",
+    assert lines == ["cckit compare configs/x.yaml --methods intra_video,cycle_contrast --seeds 0-2 --out out/x --runs runs/x",
                      "cckit compare configs/x.yaml --methods moco_v2,supervised --seeds 0,1 --out out/x --runs runs/x"]
     args = build_parser().parse_args(shlex.split(lines[1])[1:])
     assert (args.methods, args.seeds, args.out, args.runs) == ("moco_v2,supervised", "0,1", "out/x", "runs/x")
+
+
+def test_seeds_read_as_lists_and_ranges_and_print_back_the_same():
+    assert parse_seeds("0-3,7") == [0, 1, 2, 3, 7]
+    assert parse_seeds(" 5, 2-3 ,3,") == [5, 2, 3]  # the order given, each seed once
+    assert parse_seeds("4-4") == [4] and parse_seeds("") == []
+    for bad in ("x", "3-1", "1-", "-2", "0.5", "1-2-3"):
+        with pytest.raises(ValueError, match=re.escape(repr(bad))):
+            parse_seeds(bad)
+    assert format_seeds([8, 0, 1, 2, 3, 7, 10, 11, 12]) == "0-3,7,8,10-12"
+    assert format_seeds([0, 1]) == "0,1" and format_seeds([5]) == "5" and format_seeds([]) == ""
+    seeds = [0, 2, 3, 4, 9, 10, 12, 13, 14, 15]
+    assert parse_seeds(format_seeds(seeds)) == seeds
+
+
+def test_cli_compare_names_the_bad_seed_before_training(capsys, tmp_path):
+    from cckit.cli import main
+
+    assert main(["compare", "configs/quickstart.yaml", "--seeds", "0,2-1", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == ("cckit: error: --seeds: '2-1' is not a seed (0, 1, ...) "
+                                               "or a range of seeds low-high (0-9)")
+    assert not any(tmp_path.iterdir())
 
 
 def test_comparison_report_is_the_tables_then_the_calls_from_the_root(tmp_path):
