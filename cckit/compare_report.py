@@ -44,17 +44,15 @@ def summarize(entries: list[dict]) -> dict:
 def parse_seeds(text: str) -> list[int]:
     """``"0-3,7"`` -> ``[0, 1, 2, 3, 7]``: comma-separated non-negative seeds and inclusive ranges
     ``a-b``, in the order given, each seed once. ``ValueError`` naming the item that is neither."""
-    seeds: list[int] = []
+    seeds: dict[int, None] = {}  # ordered, each seed once
     for item in (s.strip() for s in text.split(",")):
         if not item:
             continue
         low, sep, high = item.partition("-")
-        if not (low.isdigit() and (high.isdigit() if sep else True)) or (sep and int(high) < int(low)):
+        if not (low.isdecimal() and (high.isdecimal() if sep else True)) or (sep and int(high) < int(low)):
             raise ValueError(f"{item!r} is not a seed (0, 1, ...) or a range of seeds low-high (0-9)")
-        for s in range(int(low), int(high if sep else low) + 1):
-            if s not in seeds:
-                seeds.append(s)
-    return seeds
+        seeds.update(dict.fromkeys(range(int(low), int(high if sep else low) + 1)))
+    return list(seeds)
 
 
 def format_seeds(seeds) -> str:

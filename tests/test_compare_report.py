@@ -86,7 +86,7 @@ def test_seeds_read_as_lists_and_ranges_and_print_back_the_same():
     assert parse_seeds("0-3,7") == [0, 1, 2, 3, 7]
     assert parse_seeds(" 5, 2-3 ,3,") == [5, 2, 3]  # the order given, each seed once
     assert parse_seeds("4-4") == [4] and parse_seeds("") == []
-    for bad in ("x", "3-1", "1-", "-2", "0.5", "1-2-3"):
+    for bad in ("x", "3-1", "1-", "-2", "0.5", "1-2-3", "²"):
         with pytest.raises(ValueError, match=re.escape(repr(bad))):
             parse_seeds(bad)
     assert format_seeds([8, 0, 1, 2, 3, 7, 10, 11, 12]) == "0-3,7,8,10-12"
