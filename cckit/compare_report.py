@@ -7,8 +7,10 @@ only ``write_outputs`` writes files (the table and the plot beside the JSON).
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -45,26 +47,22 @@ def parse_seeds(text: str) -> list[int]:
     """``"0-3,7"`` -> ``[0, 1, 2, 3, 7]``: comma-separated non-negative seeds and inclusive ranges
     ``a-b``, in the order given, each seed once. ``ValueError`` naming the item that is neither."""
     seeds: dict[int, None] = {}  # ordered, each seed once
-    for item in (s.strip() for s in text.split(",")):
-        if not item:
-            continue
-        low, sep, high = item.partition("-")
-        if not (low.isdecimal() and (high.isdecimal() if sep else True)) or (sep and int(high) < int(low)):
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", item)
+        low, high = (int(m[1]), int(m[2] or m[1])) if m else (0, -1)
+        if high < low:
             raise ValueError(f"{item!r} is not a seed (0, 1, ...) or a range of seeds low-high (0-9)")
-        seeds.update(dict.fromkeys(range(int(low), int(high if sep else low) + 1)))
+        seeds.update(dict.fromkeys(range(low, high + 1)))
     return list(seeds)
 
 
 def format_seeds(seeds) -> str:
     """Sorted seeds as ``parse_seeds`` reads them, a run of three or more as ``low-high``:
     ``[0, 1, 2, 3, 7, 8]`` -> ``"0-3,7,8"``."""
-    seeds, parts, i = sorted(set(seeds)), [], 0
-    while i < len(seeds):
-        j = i
-        while j + 1 < len(seeds) and seeds[j + 1] == seeds[j] + 1:
-            j += 1
-        parts += [f"{seeds[i]}-{seeds[j]}"] if j - i >= 2 else [str(s) for s in seeds[i:j + 1]]
-        i = j + 1
+    parts: list[str] = []
+    for _, run in itertools.groupby(enumerate(sorted(set(seeds))), key=lambda p: p[1] - p[0]):
+        run = [s for _, s in run]
+        parts += [f"{run[0]}-{run[-1]}"] if len(run) >= 3 else map(str, run)
     return ",".join(parts)
 
 
